@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/**
+ * @file aioblk.h
+ * @brief aioblk: polled Linux AIO block I/O on files and block devices.
+ *
+ * The model has three objects:
+ *
+ * - a **disk** (struct aioblk_disk) is one opened file or block device. It
+ *   may be shared by any number of threads.
+ * - a **group** (struct aioblk_group) is a poll group. It belongs to one
+ *   thread at a time; completions are reaped and callbacks run only inside
+ *   aioblk_group_poll() and aioblk_group_wait() of the group, on the calling
+ *   thread.
+ * - a **channel** (struct aioblk_channel) is one kernel io_context for one
+ *   disk inside one group, with its preallocated request slots. It belongs
+ *   to its group and is used from the group's thread.
+ *
+ * Every function returns 0 (or a count) on success and a negative errno on
+ * failure; none sets errno. Options structs are zero-initialisable: a NULL
+ * pointer or an all-zero struct means the defaults.
+ *
+ * Thread contract:
+ * - Disks may be shared: aioblk_disk_open(), the accessors, aioblk_disk_rescan()
+ *   and aioblk_channel_create() / aioblk_channel_destroy() on one disk may be
+ *   called from different threads at once. aioblk_disk_close() must not race
+ *   with any other use of that disk.
+ * - A group and its channels belong to one thread at a time: all calls that
+ *   take a group or a channel (I/O, poll, wait, submit, destroy) must come
+ *   from that thread, or be serialised by the caller.
+ * - A callback may submit new I/O on any channel of its group. It may not
+ *   poll, wait on or destroy its own group or any of the group's channels:
+ *   those calls return -EBUSY while a poll of the group is running.
+ * - Kernel AIO contexts do not survive fork(): a child process must not use
+ *   groups or channels created by its parent (create new ones).
+ */
+#ifndef AIOBLK_AIOBLK_H
+#define AIOBLK_AIOBLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <aioblk/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An opened file or block device. */
+struct aioblk_disk;
+/** A poll group: the per-thread unit that is polled. */
+struct aioblk_group;
+/** One kernel io_context for one disk inside one group. */
+struct aioblk_channel;
+
+/**
+ * Completion callback.
+ *
+ * @param cb_arg the pointer given with the request.
+ * @param status 0 on success or a negative errno (-EIO, -ENOSPC, ...).
+ */
+typedef void (*aioblk_cb)(void *cb_arg, int status);
+
+/** @name Disk flags (struct aioblk_disk_opts.flags) */
+/**@{*/
+/** Open read-only: writes, write-zeroes and unmap return -EROFS. */
+#define AIOBLK_DISK_READONLY (1u << 0)
+/** Fail with the kernel's error instead of falling back to buffered I/O when O_DIRECT is refused. */
+#define AIOBLK_DISK_REQUIRE_DIRECT (1u << 1)
+/** Do not try O_DIRECT: use the page cache. */
+#define AIOBLK_DISK_BUFFERED (1u << 2)
+/**
+ * Try RWF_NOWAIT on reads of a block device opened O_DIRECT. A read the
+ * kernel would have to block for is retried once without the flag; a kernel
+ * that refuses the flag (-EOPNOTSUPP) turns it off for the disk. Ignored on
+ * regular files and buffered disks.
+ */
+#define AIOBLK_DISK_NOWAIT (1u << 3)
+/**@}*/
+
+/** Options of aioblk_disk_open(). All-zero (or NULL) means the defaults. */
+struct aioblk_disk_opts {
+	/** Block size in bytes; 0 detects it. A power of two, >= 512, >= the detected size. */
+	uint32_t block_size;
+	/** AIOBLK_DISK_* flags. */
+	uint32_t flags;
+	/** Name reported by aioblk_disk_name() and in log messages; NULL: the path. */
+	const char *name;
+};
+
+/**
+ * Open a file or block device.
+ *
+ * O_DIRECT is tried first; when the file system refuses it, the disk falls
+ * back to buffered I/O (see aioblk_disk_is_direct()) unless
+ * AIOBLK_DISK_REQUIRE_DIRECT is set. The block size is detected with
+ * BLKSSZGET on block devices and statx(STATX_DIOALIGN) on regular files
+ * opened O_DIRECT (512 where nothing is detected and for buffered files).
+ * All file descriptors are opened O_CLOEXEC.
+ *
+ * Thread: any; disks may be opened concurrently.
+ *
+ * @param path  a regular file or a block device.
+ * @param opts  options, or NULL for the defaults.
+ * @param diskp where the new disk is stored on success (untouched on failure).
+ * @return 0 on success, or a negative errno:
+ * - -EINVAL: NULL path or diskp; unknown flags; both REQUIRE_DIRECT and
+ *   BUFFERED; a block size that is not a power of two, is < 512 or smaller
+ *   than the detected size; a size that is not a multiple of the block size
+ *   or is zero; O_DIRECT refused with REQUIRE_DIRECT.
+ * - -ENOENT, -EACCES, -EPERM, -EROFS, -ELOOP, -ENAMETOOLONG, -ENOTDIR, -EBUSY: from open(2).
+ * - -EISDIR: the path is a directory.
+ * - -ENOTBLK: neither a regular file nor a block device.
+ * - -ENODEV: a block device of size zero (no medium).
+ * - -ENOMEM: out of memory.
+ */
+int aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct aioblk_disk **diskp);
+
+/**
+ * Close a disk and free it.
+ *
+ * Thread: any, but no other call may use the disk at the same time.
+ *
+ * @return 0, -EINVAL for NULL, or -EBUSY while the disk has channels (nothing
+ *         is closed then).
+ */
+int aioblk_disk_close(struct aioblk_disk *disk);
+
+/** The disk's name (the path unless a name was given). Thread: any. */
+const char *aioblk_disk_name(const struct aioblk_disk *disk);
+/** The path the disk was opened with. Thread: any. */
+const char *aioblk_disk_path(const struct aioblk_disk *disk);
+/** Block size in bytes: the unit of every offset and length. Thread: any. */
+uint32_t aioblk_disk_block_size(const struct aioblk_disk *disk);
+/** Number of blocks (changes only through aioblk_disk_rescan()). Thread: any. */
+uint64_t aioblk_disk_num_blocks(const struct aioblk_disk *disk);
+/** Alignment in bytes that buffers (address and length of every iovec) need; 1 for buffered disks. Thread: any. */
+size_t aioblk_disk_buf_align(const struct aioblk_disk *disk);
+/** Whether the disk was opened O_DIRECT. Thread: any. */
+bool aioblk_disk_is_direct(const struct aioblk_disk *disk);
+/** Whether the disk is read-only. Thread: any. */
+bool aioblk_disk_is_readonly(const struct aioblk_disk *disk);
+
+/** Request types, for aioblk_disk_supports(). */
+enum aioblk_io_type {
+	AIOBLK_IO_READ,
+	AIOBLK_IO_WRITE,
+	AIOBLK_IO_FLUSH,
+	AIOBLK_IO_RESET,
+	AIOBLK_IO_WRITE_ZEROES,
+	AIOBLK_IO_UNMAP,
+	AIOBLK_IO_FUA_WRITE,
+};
+
+/**
+ * Whether the disk supports a request type. Read, flush and reset are always
+ * supported; write types are not on a read-only disk; write-zeroes and unmap
+ * depend on what the file system or device accepted when probed at open.
+ * Thread: any.
+ */
+bool aioblk_disk_supports(const struct aioblk_disk *disk, enum aioblk_io_type type);
+
+/**
+ * Re-read the size of the disk. A larger size is visible to I/O submitted
+ * afterwards. A smaller size refuses new I/O beyond the new end with
+ * -EINVAL; requests already accepted go on and complete with what the kernel
+ * says (a short or failed transfer). A block device that now reads a size
+ * of zero is marked lost: new I/O is refused with -ENODEV.
+ *
+ * Thread: any.
+ *
+ * @return 0 on success; -EINVAL for NULL or a new size that is not a
+ *         multiple of the block size (the old size stays); -ENODEV when a
+ *         block device reads a size of zero; other -errno from the kernel.
+ */
+int aioblk_disk_rescan(struct aioblk_disk *disk);
+
+/**
+ * Write the disk's configuration as JSON in the form SPDK's bdev_aio_create
+ * RPC takes: {"method":"bdev_aio_create","params":{"name":...,"filename":...,
+ * "block_size":... (only when one was given),"readonly":...}}.
+ *
+ * snprintf semantics: at most @p len bytes including the terminating NUL are
+ * written; the return is the full length the JSON needs (without the NUL).
+ *
+ * @return the length, or -EINVAL for a NULL disk or a NULL buf with len > 0.
+ */
+int aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t len);
+
+/** @name Group flags (aioblk_group_create()) */
+/**@{*/
+/** The group owns an eventfd that becomes readable when a completion may be ready. */
+#define AIOBLK_GROUP_EVENTFD (1u << 0)
+/**@}*/
+
+/**
+ * Create a poll group.
+ *
+ * With AIOBLK_GROUP_EVENTFD the group owns a non-blocking, close-on-exec
+ * eventfd (aioblk_group_fd()) that every request of its channels signals on
+ * completion. Requests are handed to the kernel at the next poll, wait or
+ * aioblk_group_submit(): call one of these before sleeping on the fd.
+ *
+ * Thread: any; the group then belongs to the caller.
+ *
+ * @return 0, -EINVAL (NULL groupp, unknown flags), -ENOMEM, or an eventfd
+ *         error (-EMFILE, -ENFILE).
+ */
+int aioblk_group_create(uint32_t flags, struct aioblk_group **groupp);
+
+/**
+ * Destroy an empty group.
+ *
+ * @return 0, -EINVAL for NULL, -EBUSY while it has channels or from one of
+ *         its callbacks.
+ */
+int aioblk_group_destroy(struct aioblk_group *group);
+
+/**
+ * Reap completions of every channel of the group, run their callbacks, then
+ * hand every queued request to the kernel (one io_submit per channel).
+ * Makes no system call when nothing is queued and nothing completed (in
+ * eventfd mode, the eventfd is read only after completions were found).
+ *
+ * @param max_completions stop after this many callbacks; 0: no limit. In
+ *        eventfd mode the fd is made readable again when completions remain.
+ * @return the number of callbacks run; -EINVAL for NULL; -EBUSY from a
+ *         callback of the group.
+ */
+int aioblk_group_poll(struct aioblk_group *group, unsigned max_completions);
+
+/**
+ * Hand every queued request of the group to the kernel now, without
+ * reaping.
+ *
+ * @return the number of requests the kernel took; -EINVAL for NULL.
+ *         Requests the kernel refused with EAGAIN stay queued for the next
+ *         poll; a request the kernel refused with another error completes
+ *         with it at the next poll.
+ */
+int aioblk_group_submit(struct aioblk_group *group);
+
+/**
+ * Submit, then block until at least one callback has run or the timeout has
+ * passed. In eventfd mode it sleeps in poll(2) on the eventfd; otherwise it
+ * busy-polls.
+ *
+ * @param timeout_ms -1: no timeout; 0: poll once.
+ * @return callbacks run (> 0), 0 on timeout, -EINVAL for NULL, -EBUSY from a
+ *         callback of the group, or an error of poll(2) / read(2) on the
+ *         eventfd (-EINTR is retried inside).
+ */
+int aioblk_group_wait(struct aioblk_group *group, int timeout_ms);
+
+/**
+ * The group's eventfd, for epoll and other event loops. It is readable when
+ * the group should be polled. Do not read or close it yourself.
+ *
+ * @return the fd, or -EINVAL for NULL or a group without AIOBLK_GROUP_EVENTFD.
+ */
+int aioblk_group_fd(const struct aioblk_group *group);
+
+/** Options of aioblk_channel_create_ext(). All-zero (or NULL) means the defaults. */
+struct aioblk_channel_opts {
+	/** Most requests outstanding at once; 0: 128. At most 65536. */
+	unsigned queue_depth;
+	/**
+	 * Number of bounce buffers for unaligned memory on an O_DIRECT disk;
+	 * 0: none, and unaligned buffers are refused with -EINVAL. With bounce
+	 * buffers, a read or write whose memory is not aligned is copied
+	 * through one (preallocated, aligned); -EAGAIN when all are busy.
+	 */
+	unsigned bounce_buffers;
+	/** Size of each bounce buffer in bytes (rounded up to the block size); 0: 128 KiB. Larger requests are refused with -EINVAL. */
+	size_t bounce_buffer_size;
+};
+
+/**
+ * Create a channel: one kernel io_context for @p disk inside @p group, with
+ * @p queue_depth preallocated request slots.
+ *
+ * Thread: the group's thread. Channels of one disk may be created and
+ * destroyed from different threads (different groups) at once.
+ *
+ * @param queue_depth most requests outstanding at once; 0: 128; at most 65536.
+ * @return 0; -EINVAL (NULL argument, queue depth too large); -EBUSY from a
+ *         callback of the group; -ENOMEM; -EAGAIN when the system-wide AIO
+ *         limit (sysctl fs.aio-max-nr) is reached; other -errno of io_setup.
+ */
+int aioblk_channel_create(struct aioblk_group *group, struct aioblk_disk *disk, unsigned queue_depth,
+			  struct aioblk_channel **chp);
+
+/** aioblk_channel_create() with options (bounce buffers). Same errors; -EINVAL for bounce buffers larger than 1 GiB. */
+int aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk,
+			      const struct aioblk_channel_opts *opts, struct aioblk_channel **chp);
+
+/**
+ * Destroy a channel. io_destroy(2) would wait uninterruptibly for requests
+ * in flight, so a channel with outstanding requests is not destroyed.
+ *
+ * @return 0; -EINVAL for NULL; -EBUSY while requests are outstanding or from
+ *         a callback of its group.
+ */
+int aioblk_channel_destroy(struct aioblk_channel *ch);
+
+/** Requests accepted on the channel whose callbacks have not run yet. */
+unsigned aioblk_channel_inflight(const struct aioblk_channel *ch);
+
+/** Per-channel counters (aioblk_channel_get_stats()). Counted on the channel's thread. */
+struct aioblk_channel_stats {
+	uint64_t reads;           /**< read requests completed */
+	uint64_t writes;          /**< write requests completed (FUA included) */
+	uint64_t flushes;         /**< flushes completed */
+	uint64_t other_ops;       /**< resets, write-zeroes and unmaps completed */
+	uint64_t bytes_read;      /**< bytes of successful reads */
+	uint64_t bytes_written;   /**< bytes of successful writes */
+	uint64_t errors;          /**< requests completed with an error */
+	uint64_t retries;         /**< resubmissions: short transfers continued, NOWAIT retried, submit EAGAIN */
+	uint64_t io_submit_calls; /**< io_submit system calls made */
+	uint64_t completions;     /**< completion events reaped from the kernel */
+	uint64_t polls;           /**< polls of the channel */
+	uint64_t busy_polls;      /**< polls of the channel that found work */
+};
+
+/** Copy the channel's counters. @return 0, or -EINVAL for NULL. */
+int aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_channel_stats *stats);
+
+/**
+ * @name I/O
+ * Offsets and lengths count blocks of aioblk_disk_block_size(). The iovec
+ * array and the memory it points to must stay valid until the callback
+ * runs. On an O_DIRECT disk every iov_base and iov_len must be a multiple of
+ * aioblk_disk_buf_align() (unless the channel has bounce buffers).
+ *
+ * Return 0 when the request was accepted: its callback then runs exactly
+ * once, later, from a poll of the channel's group. A negative return means it
+ * was refused and the callback never runs:
+ * - -EINVAL: NULL channel or callback; num_blocks 0; the range is beyond the
+ *   disk or offset + length overflows; iovcnt < 1 or > IOV_MAX; NULL iov; the
+ *   iovec lengths do not add up to the request's length; memory not aligned
+ *   for O_DIRECT; unknown io_flags.
+ * - -EROFS: a write on a read-only disk.
+ * - -EAGAIN: the channel already has queue_depth requests outstanding (or
+ *   all bounce buffers are busy); poll, then try again.
+ * - -ENODEV: the disk's device is gone (see aioblk_disk_rescan()).
+ * - -EOPNOTSUPP: write-zeroes or unmap that the disk does not support.
+ *
+ * A callback receives 0 or a negative errno: what the kernel reported
+ * (-EIO, -ENOSPC, ...), or -EIO for a transfer that stopped without
+ * progress (such as a read past a shrunken file's end).
+ */
+/**@{*/
+int aioblk_readv(struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
+		 uint64_t num_blocks, aioblk_cb cb, void *cb_arg);
+int aioblk_writev(struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
+		  uint64_t num_blocks, aioblk_cb cb, void *cb_arg);
+int aioblk_read(struct aioblk_channel *ch, void *buf, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
+		void *cb_arg);
+int aioblk_write(struct aioblk_channel *ch, const void *buf, uint64_t offset_blocks, uint64_t num_blocks,
+		 aioblk_cb cb, void *cb_arg);
+
+/** Write flag: force unit access (RWF_DSYNC): the data is durable when the callback runs. */
+#define AIOBLK_WRITE_FUA (1u << 0)
+
+/** aioblk_writev() with AIOBLK_WRITE_* flags. */
+int aioblk_writev_ext(struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
+		      uint64_t num_blocks, uint32_t io_flags, aioblk_cb cb, void *cb_arg);
+
+/**
+ * Flush: the callback runs once the data of every write that completed
+ * before the flush was issued is durable (fdatasync semantics). Sent to the
+ * kernel as an asynchronous IOCB_CMD_FDSYNC; where the kernel refuses that
+ * for the disk, fdatasync(2) runs inside a later poll instead.
+ */
+int aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
+
+/**
+ * Reset: the callback runs once every request that was outstanding on any
+ * channel of the disk, in any group and thread, when the reset was issued
+ * has completed. Requests issued afterwards do not delay it. The callback
+ * runs from a poll of this channel's group, so that group must be polled;
+ * the other groups must be polled for their requests to complete.
+ */
+int aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
+
+/**
+ * Write zeroes over a range: fallocate(FALLOC_FL_ZERO_RANGE) on files,
+ * BLKZEROOUT on block devices, falling back to writing zeroes where the
+ * disk refuses. This call blocks in the kernel for the time the operation
+ * takes; the callback runs from a later poll.
+ */
+int aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
+			void *cb_arg);
+
+/**
+ * Unmap (discard / punch a hole in) a range: fallocate(FALLOC_FL_PUNCH_HOLE |
+ * FALLOC_FL_KEEP_SIZE) on files, BLKDISCARD on block devices. Reads of an
+ * unmapped range return zeroes on files; on devices what the device says.
+ * This call blocks in the kernel; the callback runs from a later poll.
+ */
+int aioblk_unmap(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
+		 void *cb_arg);
+/**@}*/
+
+/** @name Logging */
+/**@{*/
+#define AIOBLK_LOG_ERR 3     /**< an error the caller also gets as a return code */
+#define AIOBLK_LOG_WARNING 4 /**< something degraded (a fallback was taken) */
+#define AIOBLK_LOG_INFO 6    /**< what was detected */
+#define AIOBLK_LOG_DEBUG 7   /**< details */
+
+/** Log callback: @p msg has no trailing newline. */
+typedef void (*aioblk_log_fn)(int level, const char *msg, void *arg);
+
+/**
+ * Send diagnostics to @p fn (NULL: silence, the default). The library prints
+ * nothing by itself. Call before other threads use the library.
+ */
+void aioblk_set_log_fn(aioblk_log_fn fn, void *arg);
+/**@}*/
+
+/** The library's version as "MAJOR.MINOR.MICRO". */
+const char *aioblk_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOBLK_AIOBLK_H */

@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Channels: one kernel io_context per disk per group, preallocated request
+ * slots, the submission batch, requests completed without the kernel, and
+ * reset epochs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void
+free_channel(struct aioblk_channel *ch)
+{
+	free(ch->bounce_free);
+	free(ch->bounce_mem);
+	free(ch->batch);
+	free(ch->slots);
+	free(ch);
+}
+
+static int
+setup_bounce(struct aioblk_channel *ch, const struct aioblk_channel_opts *opts)
+{
+	size_t bs = ch->disk->block_size;
+	size_t size = opts->bounce_buffer_size ? opts->bounce_buffer_size : AIOBLK_DEFAULT_BOUNCE_SIZE;
+	size_t align = ch->disk->buf_align > 4096 ? ch->disk->buf_align : 4096;
+	unsigned i;
+
+	if (size > AIOBLK_MAX_BOUNCE_SIZE || opts->bounce_buffers > AIOBLK_MAX_QUEUE_DEPTH)
+		return -EINVAL;
+	size = (size + bs - 1) / bs * bs;
+	if ((uint64_t)size * opts->bounce_buffers > (uint64_t)AIOBLK_MAX_BOUNCE_SIZE * 4)
+		return -EINVAL;
+	if (posix_memalign(&ch->bounce_mem, align, size * opts->bounce_buffers))
+		return -ENOMEM;
+	ch->bounce_free = calloc(opts->bounce_buffers, sizeof(*ch->bounce_free));
+	if (!ch->bounce_free)
+		return -ENOMEM;
+	for (i = 0; i < opts->bounce_buffers; i++)
+		ch->bounce_free[i] = (char *)ch->bounce_mem + (size_t)i * size;
+	ch->bounce_nfree = opts->bounce_buffers;
+	ch->bounce_size = size;
+	return 0;
+}
+
+/* The ring is read in user space only when its header is one we know. */
+static struct aio_ring *
+usable_ring(struct aioblk_channel *ch)
+{
+	struct aio_ring *ring = (struct aio_ring *)ch->ctx;
+
+	if (ring->magic != AIO_RING_MAGIC || ring->incompat_features != 0 ||
+	    ring->header_length != sizeof(struct aio_ring) || ring->nr == 0) {
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: unknown AIO ring layout, reaping with io_getevents",
+			   ch->disk->name);
+		return NULL;
+	}
+	return ring;
+}
+
+AIOBLK_EXPORT int
+aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk,
+			  const struct aioblk_channel_opts *opts, struct aioblk_channel **chp)
+{
+	static const struct aioblk_channel_opts defaults;
+	struct aioblk_channel *ch;
+	unsigned qd, i;
+	int rc;
+
+	if (!group || !disk || !chp)
+		return -EINVAL;
+	if (!opts)
+		opts = &defaults;
+	qd = opts->queue_depth ? opts->queue_depth : AIOBLK_DEFAULT_QUEUE_DEPTH;
+	if (qd > AIOBLK_MAX_QUEUE_DEPTH)
+		return -EINVAL;
+	if (group->in_poll)
+		return -EBUSY;
+
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->group = group;
+	ch->disk = disk;
+	ch->queue_depth = qd;
+	atomic_init(&ch->oldest_epoch, UINT64_MAX);
+	ch->slots = calloc(qd, sizeof(*ch->slots));
+	ch->batch = calloc(qd, sizeof(*ch->batch));
+	if (!ch->slots || !ch->batch) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < qd; i++) {
+		ch->slots[i].ch = ch;
+		ch->slots[i].next = i + 1 < qd ? &ch->slots[i + 1] : NULL;
+	}
+	ch->free = &ch->slots[0];
+
+	if (opts->bounce_buffers) {
+		rc = setup_bounce(ch, opts);
+		if (rc < 0)
+			goto fail;
+	}
+
+	ch->ctx = 0; /* io_setup requires a zeroed context */
+	rc = aioblk_sys_io_setup(qd, &ch->ctx);
+	if (rc < 0) {
+		if (rc == -EAGAIN)
+			aioblk_log(AIOBLK_LOG_ERR,
+				   "%s: io_setup(%u): the system-wide AIO limit is reached; "
+				   "raise sysctl fs.aio-max-nr (see /proc/sys/fs/aio-nr)",
+				   disk->name, qd);
+		else
+			aioblk_log(AIOBLK_LOG_ERR, "%s: io_setup(%u) failed: %s", disk->name, qd, strerror(-rc));
+		ch->ctx = 0;
+		goto fail;
+	}
+	ch->ring = usable_ring(ch);
+
+	group_add_channel(group, ch);
+	disk_add_channel(disk, ch);
+	*chp = ch;
+	return 0;
+
+fail:
+	free_channel(ch);
+	return rc;
+}
+
+AIOBLK_EXPORT int
+aioblk_channel_create(struct aioblk_group *group, struct aioblk_disk *disk, unsigned queue_depth,
+		      struct aioblk_channel **chp)
+{
+	struct aioblk_channel_opts opts = { .queue_depth = queue_depth };
+
+	return aioblk_channel_create_ext(group, disk, &opts, chp);
+}
+
+AIOBLK_EXPORT int
+aioblk_channel_destroy(struct aioblk_channel *ch)
+{
+	int rc;
+
+	if (!ch)
+		return -EINVAL;
+	/* io_destroy would sleep uninterruptibly until the kernel finishes them. */
+	if (ch->group->in_poll || ch->inflight)
+		return -EBUSY;
+	rc = aioblk_sys_io_destroy(ch->ctx);
+	if (rc < 0)
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: io_destroy failed: %s", ch->disk->name, strerror(-rc));
+	disk_remove_channel(ch->disk, ch);
+	group_remove_channel(ch->group, ch);
+	free_channel(ch);
+	return 0;
+}
+
+AIOBLK_EXPORT unsigned
+aioblk_channel_inflight(const struct aioblk_channel *ch)
+{
+	return ch ? ch->inflight : 0;
+}
+
+AIOBLK_EXPORT int
+aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_channel_stats *stats)
+{
+	if (!ch || !stats)
+		return -EINVAL;
+	*stats = ch->stats;
+	return 0;
+}
+
+struct aioblk_req *
+channel_get_req(struct aioblk_channel *ch)
+{
+	struct aioblk_req *req = ch->free;
+
+	if (unlikely(!req))
+		return NULL;
+	ch->free = req->next;
+	req->next = NULL;
+	req->bounce = NULL;
+	req->done = 0;
+	req->status = 0;
+	req->nowait_retried = false;
+	req->fua = false;
+	return req;
+}
+
+/* Give back a slot that was taken but never accepted. */
+void
+channel_put_req(struct aioblk_channel *ch, struct aioblk_req *req)
+{
+	req->next = ch->free;
+	ch->free = req;
+}
+
+/*
+ * The request is now the caller's promise: it counts against the queue
+ * depth and, unless it is a reset, it joins the outstanding list that
+ * resets wait on.
+ */
+void
+channel_accept(struct aioblk_channel *ch, struct aioblk_req *req)
+{
+	ch->inflight++;
+	if (req->op == OP_RESET)
+		return;
+	req->epoch = atomic_load_explicit(&ch->disk->epoch, memory_order_acquire);
+	req->next = NULL;
+	req->prev = ch->out_tail;
+	if (ch->out_tail) {
+		ch->out_tail->next = req;
+	} else {
+		ch->out_head = req;
+		atomic_store_explicit(&ch->oldest_epoch, req->epoch, memory_order_release);
+	}
+	ch->out_tail = req;
+}
+
+static void
+unlink_outstanding(struct aioblk_channel *ch, struct aioblk_req *req)
+{
+	if (req->next)
+		req->next->prev = req->prev;
+	else
+		ch->out_tail = req->prev;
+	if (req->prev) {
+		req->prev->next = req->next;
+		return;
+	}
+	ch->out_head = req->next;
+	atomic_store_explicit(&ch->oldest_epoch, ch->out_head ? ch->out_head->epoch : UINT64_MAX,
+			      memory_order_release);
+	/* A reset elsewhere may wait for this channel's oldest request. */
+	if (unlikely(atomic_load_explicit(&ch->disk->resets_waiting, memory_order_relaxed)))
+		disk_wake_resetters(ch->disk, ch->group);
+}
+
+static void
+count_completion(struct aioblk_channel *ch, const struct aioblk_req *req, int status)
+{
+	struct aioblk_channel_stats *st = &ch->stats;
+
+	if (status < 0)
+		st->errors++;
+	switch (req->op) {
+	case OP_READ:
+		st->reads++;
+		if (status == 0)
+			st->bytes_read += req->len;
+		break;
+	case OP_WRITE:
+		st->writes++;
+		if (status == 0)
+			st->bytes_written += req->len;
+		break;
+	case OP_FLUSH:
+		st->flushes++;
+		break;
+	default:
+		st->other_ops++;
+		break;
+	}
+}
+
+/*
+ * Finish a request: release its slot first, so that the callback can
+ * submit again at full queue depth, then run the callback.
+ */
+void
+channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
+{
+	aioblk_cb cb = req->cb;
+	void *cb_arg = req->cb_arg;
+
+	count_completion(ch, req, status);
+	if (req->op != OP_RESET)
+		unlink_outstanding(ch, req);
+	if (req->bounce)
+		ch->bounce_free[ch->bounce_nfree++] = req->bounce;
+	req->next = ch->free;
+	ch->free = req;
+	ch->inflight--;
+	cb(cb_arg, status);
+}
+
+void
+channel_enqueue(struct aioblk_channel *ch, struct aioblk_req *req)
+{
+	unsigned queued;
+
+	if (unlikely(ch->batch_tail == ch->queue_depth)) {
+		/* Slide the waiting part to the front; it is never longer than the array. */
+		queued = ch->batch_tail - ch->batch_head;
+		memmove(ch->batch, ch->batch + ch->batch_head, queued * sizeof(*ch->batch));
+		ch->batch_head = 0;
+		ch->batch_tail = queued;
+	}
+	ch->batch[ch->batch_tail++] = &req->iocb;
+	/* A full batch goes now, unless the kernel just said EAGAIN. */
+	if (ch->batch_tail - ch->batch_head >= AIOBLK_BATCH_MAX && !ch->submit_again)
+		channel_submit(ch);
+}
+
+void
+channel_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int status)
+{
+	struct aioblk_group *group = ch->group;
+
+	req->status = status;
+	req->next = NULL;
+	if (ch->done_tail)
+		ch->done_tail->next = req;
+	else
+		ch->done_head = req;
+	ch->done_tail = req;
+	/* Outside a poll, an event loop sleeping on the eventfd must learn of it. */
+	if (group->efd >= 0 && !group->in_poll)
+		group_kick(group);
+}
+
+/*
+ * The kernel refused the iocb at the head of the batch with @err (not
+ * EAGAIN). Decide what becomes of that one request; the rest go on.
+ */
+static void
+submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
+{
+	struct aioblk_disk *disk = ch->disk;
+
+	if (req->op == OP_FLUSH && err == -EINVAL) {
+		/* This kernel or file cannot do IOCB_CMD_FDSYNC: fdatasync from now on. */
+		if (atomic_exchange(&disk->flush_mode, FLUSH_SYNC) != FLUSH_SYNC)
+			aioblk_log(AIOBLK_LOG_WARNING, "%s: asynchronous flush refused, using fdatasync",
+				   disk->name);
+		channel_complete_later(ch, req, 0);
+		return;
+	}
+	if (req->op == OP_READ && err == -EOPNOTSUPP && (req->iocb.aio_rw_flags & RWF_NOWAIT)) {
+		/* The file lacks FMODE_NOWAIT: stop asking for it on this disk. */
+		atomic_store(&disk->nowait, false);
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: RWF_NOWAIT not supported, turned off", disk->name);
+		req->iocb.aio_rw_flags &= ~RWF_NOWAIT;
+		ch->stats.retries++;
+		channel_enqueue(ch, req);
+		return;
+	}
+	aioblk_log(AIOBLK_LOG_ERR, "%s: io_submit refused a request: %s", disk->name, strerror(-err));
+	channel_complete_later(ch, req, err);
+}
+
+/*
+ * Hand the queued iocbs to the kernel. io_submit stops at the first iocb it
+ * cannot take: it returns how many it took, or the error of that first one.
+ * Only EAGAIN means "later"; any other error belongs to that one request.
+ */
+int
+channel_submit(struct aioblk_channel *ch)
+{
+	int taken = 0;
+	int rc;
+
+	ch->submit_again = false;
+	while (ch->batch_head < ch->batch_tail) {
+		rc = aioblk_sys_io_submit(ch->ctx, ch->batch_tail - ch->batch_head, ch->batch + ch->batch_head);
+		ch->stats.io_submit_calls++;
+		if (likely(rc > 0)) {
+			ch->batch_head += (unsigned)rc;
+			ch->in_kernel += (unsigned)rc;
+			taken += rc;
+			continue;
+		}
+		if (rc == -EAGAIN || rc == 0) {
+			/* Keep the rest queued; a later poll reaps first, then retries. */
+			ch->submit_again = true;
+			ch->stats.retries++;
+			break;
+		}
+		submit_refused(ch, (struct aioblk_req *)ch->batch[ch->batch_head++]->data, rc);
+	}
+	if (ch->batch_head == ch->batch_tail)
+		ch->batch_head = ch->batch_tail = 0;
+	return taken;
+}
+
+unsigned
+channel_run_done(struct aioblk_channel *ch, unsigned max)
+{
+	struct aioblk_req *req;
+	unsigned ran = 0;
+	int status;
+
+	while (ran < max && (req = ch->done_head)) {
+		ch->done_head = req->next;
+		if (!ch->done_head)
+			ch->done_tail = NULL;
+		status = req->status;
+		if (req->op == OP_FLUSH && status == 0)
+			status = aioblk_sys_fdatasync(ch->disk->fd);
+		channel_finish(ch, req, status);
+		ran++;
+	}
+	return ran;
+}
+
+unsigned
+channel_check_resets(struct aioblk_channel *ch, unsigned max)
+{
+	struct aioblk_req **link = &ch->resets_head;
+	struct aioblk_req *req;
+	unsigned ran = 0;
+
+	while (ran < max && (req = *link)) {
+		if (!disk_reset_done(ch->disk, req->epoch)) {
+			link = &req->next;
+			continue;
+		}
+		*link = req->next;
+		ch->resets--;
+		atomic_fetch_sub(&ch->disk->resets_waiting, 1);
+		channel_finish(ch, req, 0);
+		ran++;
+	}
+	return ran;
+}
+
+bool
+channel_needs_kick(const struct aioblk_channel *ch)
+{
+	/* Work that no kernel completion will announce. */
+	return ch->done_head || (ch->batch_head < ch->batch_tail && ch->in_kernel == 0);
+}

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Disks: open, geometry detection and validation, rescan, close. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+#define KNOWN_DISK_FLAGS \
+	(AIOBLK_DISK_READONLY | AIOBLK_DISK_REQUIRE_DIRECT | AIOBLK_DISK_BUFFERED | AIOBLK_DISK_NOWAIT)
+
+static bool
+is_pow2(uint64_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+static int
+open_fd(struct aioblk_disk *disk, uint32_t flags)
+{
+	int access = (flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR;
+	int fd;
+
+	if (!(flags & AIOBLK_DISK_BUFFERED)) {
+		fd = aioblk_sys_open(disk->path, access | O_CLOEXEC | O_DIRECT);
+		if (fd >= 0) {
+			disk->direct = true;
+			return fd;
+		}
+		/* EINVAL from open() with O_DIRECT: the file system refuses it. */
+		if (fd != -EINVAL || (flags & AIOBLK_DISK_REQUIRE_DIRECT)) {
+			aioblk_log(AIOBLK_LOG_ERR, "%s: open with O_DIRECT failed: %s", disk->name, strerror(-fd));
+			return fd;
+		}
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: O_DIRECT refused by the file system, using buffered I/O",
+			   disk->name);
+	}
+	fd = aioblk_sys_open(disk->path, access | O_CLOEXEC);
+	if (fd < 0)
+		aioblk_log(AIOBLK_LOG_ERR, "%s: open failed: %s", disk->name, strerror(-fd));
+	disk->direct = false;
+	return fd;
+}
+
+/*
+ * Find the smallest block size the kernel accepts and the memory alignment
+ * it needs, and the size in bytes.
+ */
+static int
+detect_geometry(struct aioblk_disk *disk, uint32_t *detected, uint64_t *bytes)
+{
+	struct aioblk_sys_file_info info;
+	int rc;
+
+	rc = aioblk_sys_file_info(disk->fd, &info);
+	if (rc < 0)
+		return rc;
+
+	if (info.type == S_IFDIR)
+		return -EISDIR;
+
+	if (info.type == S_IFBLK) {
+		uint32_t sector;
+
+		disk->blockdev = true;
+		rc = aioblk_sys_blkdev_sector_size(disk->fd, &sector);
+		if (rc < 0)
+			return rc;
+		rc = aioblk_sys_blkdev_size(disk->fd, bytes);
+		if (rc < 0)
+			return rc;
+		if (*bytes == 0) {
+			aioblk_log(AIOBLK_LOG_ERR, "%s: block device has size 0", disk->name);
+			return -ENODEV;
+		}
+		if (!is_pow2(sector) || sector < 512)
+			return -EINVAL;
+		*detected = sector;
+		disk->buf_align = disk->direct ? sector : 1;
+		return 0;
+	}
+
+	if (info.type != S_IFREG)
+		return -ENOTBLK;
+
+	*bytes = info.size;
+	if (!disk->direct) {
+		*detected = 512;
+		disk->buf_align = 1;
+		return 0;
+	}
+	/* O_DIRECT on a file: statx tells the alignment when the file system knows it. */
+	*detected = 512;
+	if (info.dio_offset_align > 512 && is_pow2(info.dio_offset_align))
+		*detected = info.dio_offset_align;
+	disk->buf_align = info.dio_mem_align ? info.dio_mem_align : *detected;
+	return 0;
+}
+
+static void
+probe_unmap(struct aioblk_disk *disk, uint64_t bytes)
+{
+	int rc;
+
+	if (disk->readonly)
+		return;
+	if (disk->blockdev) {
+		/*
+		 * A zero-length BLKDISCARD is refused with EOPNOTSUPP when the
+		 * device cannot discard and with EINVAL (the length) when it can.
+		 */
+		rc = aioblk_sys_blkdev_range(disk->fd, BLKDISCARD, 0, 0);
+		if (rc == -EINVAL)
+			atomic_store(&disk->unmap_mode, UNMAP_BLKDISCARD);
+		atomic_store(&disk->zero_mode, ZERO_BLKZEROOUT);
+		return;
+	}
+	/* Punching a hole at the end of the file changes no data and no size. */
+	rc = aioblk_sys_fallocate(disk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, bytes, disk->block_size);
+	if (rc == 0)
+		atomic_store(&disk->unmap_mode, UNMAP_PUNCH);
+	atomic_store(&disk->zero_mode, ZERO_FALLOC);
+}
+
+static void
+free_disk(struct aioblk_disk *disk)
+{
+	if (disk->name != disk->path)
+		free(disk->name);
+	free(disk->path);
+	pthread_mutex_destroy(&disk->lock);
+	free(disk);
+}
+
+AIOBLK_EXPORT int
+aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct aioblk_disk **diskp)
+{
+	static const struct aioblk_disk_opts defaults;
+	struct aioblk_disk *disk;
+	uint32_t detected = 0;
+	uint64_t bytes = 0;
+	int rc;
+
+	if (!path || !diskp)
+		return -EINVAL;
+	if (!opts)
+		opts = &defaults;
+	if (opts->flags & ~KNOWN_DISK_FLAGS)
+		return -EINVAL;
+	if ((opts->flags & AIOBLK_DISK_REQUIRE_DIRECT) && (opts->flags & AIOBLK_DISK_BUFFERED))
+		return -EINVAL;
+	if (opts->block_size && (!is_pow2(opts->block_size) || opts->block_size < 512))
+		return -EINVAL;
+
+	disk = calloc(1, sizeof(*disk));
+	if (!disk)
+		return -ENOMEM;
+	disk->fd = -1;
+	rc = pthread_mutex_init(&disk->lock, NULL);
+	if (rc) {
+		free(disk);
+		return -rc;
+	}
+	disk->path = strdup(path);
+	disk->name = opts->name ? strdup(opts->name) : disk->path;
+	if (!disk->path || !disk->name) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	disk->readonly = opts->flags & AIOBLK_DISK_READONLY;
+
+	rc = open_fd(disk, opts->flags);
+	if (rc < 0)
+		goto fail;
+	disk->fd = rc;
+
+	rc = detect_geometry(disk, &detected, &bytes);
+	if (rc < 0)
+		goto fail;
+
+	disk->block_size = opts->block_size ? opts->block_size : detected;
+	disk->block_size_given = opts->block_size != 0;
+	if (disk->block_size < detected) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: block size %u is smaller than the device's %u", disk->name,
+			   disk->block_size, detected);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (bytes == 0 || bytes % disk->block_size) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: size %llu is not a non-zero multiple of the block size %u",
+			   disk->name, (unsigned long long)bytes, disk->block_size);
+		rc = -EINVAL;
+		goto fail;
+	}
+	disk->block_shift = (uint32_t)__builtin_ctz(disk->block_size);
+	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
+	atomic_store(&disk->nowait, disk->blockdev && disk->direct && (opts->flags & AIOBLK_DISK_NOWAIT));
+	atomic_store(&disk->flush_mode, FLUSH_PROBE);
+	probe_unmap(disk, bytes);
+
+	aioblk_log(AIOBLK_LOG_INFO, "%s: %s, %s, block size %u, %llu blocks, buffer alignment %zu", disk->name,
+		   disk->blockdev ? "block device" : "file", disk->direct ? "O_DIRECT" : "buffered",
+		   disk->block_size, (unsigned long long)atomic_load(&disk->num_blocks), disk->buf_align);
+	*diskp = disk;
+	return 0;
+
+fail:
+	if (disk->fd >= 0)
+		aioblk_sys_close(disk->fd);
+	free_disk(disk);
+	return rc;
+}
+
+AIOBLK_EXPORT int
+aioblk_disk_close(struct aioblk_disk *disk)
+{
+	unsigned nchannels;
+
+	if (!disk)
+		return -EINVAL;
+	pthread_mutex_lock(&disk->lock);
+	nchannels = disk->nchannels;
+	pthread_mutex_unlock(&disk->lock);
+	if (nchannels)
+		return -EBUSY;
+	aioblk_sys_close(disk->fd);
+	free_disk(disk);
+	return 0;
+}
+
+AIOBLK_EXPORT const char *
+aioblk_disk_name(const struct aioblk_disk *disk)
+{
+	return disk ? disk->name : NULL;
+}
+
+AIOBLK_EXPORT const char *
+aioblk_disk_path(const struct aioblk_disk *disk)
+{
+	return disk ? disk->path : NULL;
+}
+
+AIOBLK_EXPORT uint32_t
+aioblk_disk_block_size(const struct aioblk_disk *disk)
+{
+	return disk ? disk->block_size : 0;
+}
+
+AIOBLK_EXPORT uint64_t
+aioblk_disk_num_blocks(const struct aioblk_disk *disk)
+{
+	return disk ? atomic_load(&disk->num_blocks) : 0;
+}
+
+AIOBLK_EXPORT size_t
+aioblk_disk_buf_align(const struct aioblk_disk *disk)
+{
+	return disk ? disk->buf_align : 0;
+}
+
+AIOBLK_EXPORT bool
+aioblk_disk_is_direct(const struct aioblk_disk *disk)
+{
+	return disk && disk->direct;
+}
+
+AIOBLK_EXPORT bool
+aioblk_disk_is_readonly(const struct aioblk_disk *disk)
+{
+	return disk && disk->readonly;
+}
+
+AIOBLK_EXPORT bool
+aioblk_disk_supports(const struct aioblk_disk *disk, enum aioblk_io_type type)
+{
+	if (!disk)
+		return false;
+	switch (type) {
+	case AIOBLK_IO_READ:
+	case AIOBLK_IO_FLUSH:
+	case AIOBLK_IO_RESET:
+		return true;
+	case AIOBLK_IO_WRITE:
+	case AIOBLK_IO_FUA_WRITE:
+		return !disk->readonly;
+	case AIOBLK_IO_WRITE_ZEROES:
+		/* Writing zeroes is the last fallback, so any writable disk can. */
+		return !disk->readonly;
+	case AIOBLK_IO_UNMAP:
+		return !disk->readonly && atomic_load(&disk->unmap_mode) != UNMAP_NONE;
+	}
+	return false;
+}
+
+static int
+read_size(struct aioblk_disk *disk, uint64_t *bytes)
+{
+	struct aioblk_sys_file_info info;
+	int rc;
+
+	if (disk->blockdev)
+		return aioblk_sys_blkdev_size(disk->fd, bytes);
+	rc = aioblk_sys_file_info(disk->fd, &info);
+	if (rc == 0)
+		*bytes = info.size;
+	return rc;
+}
+
+AIOBLK_EXPORT int
+aioblk_disk_rescan(struct aioblk_disk *disk)
+{
+	uint64_t bytes = 0;
+	int rc;
+
+	if (!disk)
+		return -EINVAL;
+	rc = read_size(disk, &bytes);
+	if (rc < 0)
+		return rc;
+	if (disk->blockdev && bytes == 0) {
+		atomic_store(&disk->lost, true);
+		aioblk_log(AIOBLK_LOG_ERR, "%s: device lost (size 0)", disk->name);
+		return -ENODEV;
+	}
+	if (bytes % disk->block_size) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: new size %llu is not a multiple of the block size %u", disk->name,
+			   (unsigned long long)bytes, disk->block_size);
+		return -EINVAL;
+	}
+	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
+	return 0;
+}
+
+void
+disk_check_lost(struct aioblk_disk *disk)
+{
+	uint64_t bytes = 1;
+
+	/* After an I/O error: a block device that now reads size 0 is gone. */
+	if (!disk->blockdev || atomic_load(&disk->lost))
+		return;
+	if (aioblk_sys_blkdev_size(disk->fd, &bytes) == 0 && bytes == 0) {
+		atomic_store(&disk->lost, true);
+		aioblk_log(AIOBLK_LOG_ERR, "%s: device lost (size 0): failing new I/O with ENODEV", disk->name);
+	}
+}
+
+/* snprintf-like output: counts everything, stores what fits. */
+struct json_out {
+	char *buf;
+	size_t len;
+	size_t pos;
+};
+
+static void
+json_putc(struct json_out *out, char c)
+{
+	if (out->pos + 1 < out->len)
+		out->buf[out->pos] = c;
+	out->pos++;
+}
+
+static void
+json_puts(struct json_out *out, const char *s)
+{
+	while (*s)
+		json_putc(out, *s++);
+}
+
+static void
+json_put_string(struct json_out *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	json_putc(out, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			json_putc(out, '\\');
+			json_putc(out, (char)c);
+		} else if (c < 0x20) {
+			json_puts(out, "\\u00");
+			json_putc(out, hex[c >> 4]);
+			json_putc(out, hex[c & 15]);
+		} else {
+			json_putc(out, (char)c);
+		}
+	}
+	json_putc(out, '"');
+}
+
+AIOBLK_EXPORT int
+aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t len)
+{
+	struct json_out out = { .buf = buf, .len = len };
+	char num[16];
+
+	if (!disk || (!buf && len))
+		return -EINVAL;
+	json_puts(&out, "{\"method\":\"bdev_aio_create\",\"params\":{\"name\":");
+	json_put_string(&out, disk->name);
+	json_puts(&out, ",\"filename\":");
+	json_put_string(&out, disk->path);
+	if (disk->block_size_given) {
+		snprintf(num, sizeof(num), "%u", disk->block_size);
+		json_puts(&out, ",\"block_size\":");
+		json_puts(&out, num);
+	}
+	json_puts(&out, ",\"readonly\":");
+	json_puts(&out, disk->readonly ? "true" : "false");
+	json_puts(&out, "}}");
+	if (len)
+		buf[out.pos < len ? out.pos : len - 1] = '\0';
+	if (out.pos > INT32_MAX)
+		return -EOVERFLOW;
+	return (int)out.pos;
+}
+
+void
+disk_add_channel(struct aioblk_disk *disk, struct aioblk_channel *ch)
+{
+	pthread_mutex_lock(&disk->lock);
+	ch->disk_prev = NULL;
+	ch->disk_next = disk->channels;
+	if (disk->channels)
+		disk->channels->disk_prev = ch;
+	disk->channels = ch;
+	disk->nchannels++;
+	pthread_mutex_unlock(&disk->lock);
+}
+
+void
+disk_remove_channel(struct aioblk_disk *disk, struct aioblk_channel *ch)
+{
+	pthread_mutex_lock(&disk->lock);
+	if (ch->disk_prev)
+		ch->disk_prev->disk_next = ch->disk_next;
+	else
+		disk->channels = ch->disk_next;
+	if (ch->disk_next)
+		ch->disk_next->disk_prev = ch->disk_prev;
+	disk->nchannels--;
+	pthread_mutex_unlock(&disk->lock);
+}
+
+/*
+ * A reset that waits out @epoch is done when no channel of the disk still
+ * has an outstanding request accepted in that epoch or earlier. Channels keep
+ * their outstanding requests in acceptance order, so each publishes the
+ * epoch of its oldest one.
+ */
+bool
+disk_reset_done(struct aioblk_disk *disk, uint64_t epoch)
+{
+	struct aioblk_channel *ch;
+	bool done = true;
+
+	pthread_mutex_lock(&disk->lock);
+	for (ch = disk->channels; ch; ch = ch->disk_next) {
+		if (atomic_load_explicit(&ch->oldest_epoch, memory_order_acquire) <= epoch) {
+			done = false;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&disk->lock);
+	return done;
+}
+
+/*
+ * A channel's oldest outstanding request finished while resets wait: wake
+ * the eventfd groups that hold one, since no completion of theirs will.
+ */
+void
+disk_wake_resetters(struct aioblk_disk *disk, const struct aioblk_group *except)
+{
+	struct aioblk_channel *ch;
+
+	pthread_mutex_lock(&disk->lock);
+	for (ch = disk->channels; ch; ch = ch->disk_next)
+		if (ch->group != except && ch->group->efd >= 0 && atomic_load(&ch->resets))
+			group_kick(ch->group);
+	pthread_mutex_unlock(&disk->lock);
+}

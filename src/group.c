@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Poll groups: the channel list, the poll loop, the eventfd and the
+ * blocking wait.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* Events copied out of a ring at a time (on the stack). */
+#define REAP_CHUNK 64u
+
+AIOBLK_EXPORT int
+aioblk_group_create(uint32_t flags, struct aioblk_group **groupp)
+{
+	struct aioblk_group *group;
+
+	if (!groupp || (flags & ~AIOBLK_GROUP_EVENTFD))
+		return -EINVAL;
+	group = calloc(1, sizeof(*group));
+	if (!group)
+		return -ENOMEM;
+	group->efd = -1;
+	if (flags & AIOBLK_GROUP_EVENTFD) {
+		group->efd = aioblk_sys_eventfd();
+		if (group->efd < 0) {
+			int rc = group->efd;
+
+			aioblk_log(AIOBLK_LOG_ERR, "eventfd failed: %s", strerror(-rc));
+			free(group);
+			return rc;
+		}
+	}
+	*groupp = group;
+	return 0;
+}
+
+AIOBLK_EXPORT int
+aioblk_group_destroy(struct aioblk_group *group)
+{
+	if (!group)
+		return -EINVAL;
+	if (group->in_poll || group->nchannels)
+		return -EBUSY;
+	if (group->efd >= 0)
+		aioblk_sys_close(group->efd);
+	free(group);
+	return 0;
+}
+
+AIOBLK_EXPORT int
+aioblk_group_fd(const struct aioblk_group *group)
+{
+	if (!group || group->efd < 0)
+		return -EINVAL;
+	return group->efd;
+}
+
+void
+group_add_channel(struct aioblk_group *group, struct aioblk_channel *ch)
+{
+	/* Appended, so that channels are polled in the order they were made. */
+	struct aioblk_channel **link = &group->channels;
+	struct aioblk_channel *prev = NULL;
+
+	while (*link) {
+		prev = *link;
+		link = &prev->group_next;
+	}
+	ch->group_prev = prev;
+	ch->group_next = NULL;
+	*link = ch;
+	group->nchannels++;
+}
+
+void
+group_remove_channel(struct aioblk_group *group, struct aioblk_channel *ch)
+{
+	if (ch->group_prev)
+		ch->group_prev->group_next = ch->group_next;
+	else
+		group->channels = ch->group_next;
+	if (ch->group_next)
+		ch->group_next->group_prev = ch->group_prev;
+	group->nchannels--;
+}
+
+/* Make the eventfd readable so that an event loop polls the group. Any thread. */
+void
+group_kick(struct aioblk_group *group)
+{
+	int rc;
+
+	/* Counted before it is written, so a read can never find more than was counted. */
+	atomic_fetch_add(&group->efd_kicks, 1);
+	rc = aioblk_sys_eventfd_write(group->efd, 1);
+	if (rc < 0)
+		aioblk_log(AIOBLK_LOG_ERR, "eventfd write failed: %s", strerror(-rc));
+}
+
+static unsigned
+reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
+{
+	struct io_event events[REAP_CHUNK];
+	unsigned ran = 0, n, i, want;
+
+	while (ran < max && ch->in_kernel) {
+		want = max - ran < REAP_CHUNK ? max - ran : REAP_CHUNK;
+		n = ring_reap(ch, events, want);
+		if (!n)
+			break;
+		*reaped += n;
+		ch->stats.completions += n;
+		for (i = 0; i < n; i++)
+			ran += io_complete_event(ch, events[i].data, (int64_t)events[i].res);
+		if (n < want)
+			break;
+	}
+	return ran;
+}
+
+/* Run what completed on every channel: requests finished without the kernel, then the rings, then resets. */
+static unsigned
+poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped)
+{
+	struct aioblk_channel *ch;
+	unsigned ran = 0, before;
+	uint64_t events;
+
+	for (ch = group->channels; ch && ran < max; ch = ch->group_next) {
+		before = ran;
+		events = 0;
+		ch->stats.polls++;
+		if (unlikely(ch->done_head))
+			ran += channel_run_done(ch, max - ran);
+		ran += reap_channel(ch, max - ran, &events);
+		*reaped += events;
+		if (ran != before || events)
+			ch->stats.busy_polls++;
+	}
+	/* Last, so that completions of this poll already count for the resets. */
+	for (ch = group->channels; ch && ran < max; ch = ch->group_next)
+		if (unlikely(ch->resets_head != NULL))
+			ran += channel_check_resets(ch, max - ran);
+	return ran;
+}
+
+/*
+ * Clear the eventfd only when a signal is owed (more events reaped and kicks
+ * made than values read), then drain the rings once more: an event whose
+ * signal was just consumed is already in its ring.
+ */
+static unsigned
+clear_eventfd(struct aioblk_group *group, unsigned max)
+{
+	uint64_t value = 0, reaped = 0;
+	unsigned ran = 0;
+	int rc;
+
+	if (group->efd_reaped + atomic_load(&group->efd_kicks) <= group->efd_consumed)
+		return 0;
+	rc = aioblk_sys_eventfd_read(group->efd, &value);
+	if (rc == -EAGAIN)
+		return 0;
+	if (rc < 0) {
+		aioblk_log(AIOBLK_LOG_ERR, "eventfd read failed: %s", strerror(-rc));
+		return 0;
+	}
+	group->efd_consumed += value;
+	if (max)
+		ran = poll_channels(group, max, &reaped);
+	group->efd_reaped += reaped;
+	return ran;
+}
+
+static bool
+group_needs_kick(const struct aioblk_group *group, bool stopped_at_max)
+{
+	const struct aioblk_channel *ch;
+
+	for (ch = group->channels; ch; ch = ch->group_next) {
+		if (channel_needs_kick(ch))
+			return true;
+		/* Events left behind when the poll stopped at its limit. */
+		if (stopped_at_max && (ring_has_events(ch) || ch->resets_head))
+			return true;
+	}
+	return false;
+}
+
+static int
+submit_all(struct aioblk_group *group)
+{
+	struct aioblk_channel *ch;
+	int taken = 0;
+
+	for (ch = group->channels; ch; ch = ch->group_next)
+		if (ch->batch_head != ch->batch_tail)
+			taken += channel_submit(ch);
+	return taken;
+}
+
+AIOBLK_EXPORT int
+aioblk_group_poll(struct aioblk_group *group, unsigned max_completions)
+{
+	unsigned limit = max_completions ? max_completions : UINT_MAX;
+	uint64_t reaped = 0;
+	unsigned ran;
+
+	if (!group)
+		return -EINVAL;
+	if (group->in_poll)
+		return -EBUSY;
+	group->in_poll = true;
+	ran = poll_channels(group, limit, &reaped);
+	if (group->efd >= 0) {
+		group->efd_reaped += reaped;
+		ran += clear_eventfd(group, limit - ran);
+	}
+	submit_all(group);
+	group->in_poll = false;
+	if (group->efd >= 0 && group_needs_kick(group, ran >= limit))
+		group_kick(group);
+	return ran > INT_MAX ? INT_MAX : (int)ran;
+}
+
+AIOBLK_EXPORT int
+aioblk_group_submit(struct aioblk_group *group)
+{
+	int taken;
+
+	if (!group)
+		return -EINVAL;
+	taken = submit_all(group);
+	return taken;
+}
+
+static bool
+group_outstanding(const struct aioblk_group *group)
+{
+	const struct aioblk_channel *ch;
+
+	for (ch = group->channels; ch; ch = ch->group_next)
+		if (ch->inflight)
+			return true;
+	return false;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+AIOBLK_EXPORT int
+aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
+{
+	int64_t deadline = 0, left;
+	int rc;
+
+	if (!group)
+		return -EINVAL;
+	if (group->in_poll)
+		return -EBUSY;
+	if (timeout_ms > 0)
+		deadline = now_ms() + timeout_ms;
+	for (;;) {
+		rc = aioblk_group_poll(group, 0);
+		if (rc != 0 || timeout_ms == 0)
+			return rc;
+		/* Nothing accepted, nothing can complete: do not sleep forever. */
+		if (!group_outstanding(group))
+			return 0;
+		left = -1;
+		if (timeout_ms > 0) {
+			left = deadline - now_ms();
+			if (left <= 0)
+				return 0;
+		}
+		if (group->efd < 0)
+			continue; /* busy-poll */
+		rc = aioblk_sys_poll_in(group->efd, (int)left);
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0) {
+			aioblk_log(AIOBLK_LOG_ERR, "poll on the eventfd failed: %s", strerror(-rc));
+			return rc;
+		}
+		if (rc == 0)
+			return aioblk_group_poll(group, 0);
+	}
+}

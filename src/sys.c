@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Every system call the library makes, returning -errno instead of setting
+ * errno, so that the rest of the library never looks at errno and the unit
+ * tests can put faults here.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/stat.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+int
+aioblk_sys_open(const char *path, int flags)
+{
+	int fd = open(path, flags);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int
+aioblk_sys_close(int fd)
+{
+	/* Linux frees the descriptor even when close fails: never retry. */
+	return close(fd) < 0 ? -errno : 0;
+}
+
+int
+aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info)
+{
+	/*
+	 * glibc's struct statx predates the direct I/O fields: use the
+	 * kernel's structure and the raw system call.
+	 */
+	struct statx stx = { 0 };
+
+	if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_DIOALIGN, &stx) < 0)
+		return -errno;
+	info->type = stx.stx_mode & 0170000;
+	info->size = stx.stx_size;
+	if (stx.stx_mask & STATX_DIOALIGN) {
+		info->dio_mem_align = stx.stx_dio_mem_align;
+		info->dio_offset_align = stx.stx_dio_offset_align;
+	} else {
+		info->dio_mem_align = 0;
+		info->dio_offset_align = 0;
+	}
+	return 0;
+}
+
+int
+aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes)
+{
+	int size = 0; /* BLKSSZGET writes an int */
+
+	if (ioctl(fd, BLKSSZGET, &size) < 0)
+		return -errno;
+	*bytes = (uint32_t)size;
+	return 0;
+}
+
+int
+aioblk_sys_blkdev_size(int fd, uint64_t *bytes)
+{
+	uint64_t size = 0; /* BLKGETSIZE64 writes a u64 */
+
+	if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+		return -errno;
+	*bytes = size;
+	return 0;
+}
+
+int
+aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len)
+{
+	uint64_t range[2] = { offset, len };
+
+	return ioctl(fd, request, range) < 0 ? -errno : 0;
+}
+
+int
+aioblk_sys_fdatasync(int fd)
+{
+	return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+int
+aioblk_sys_fallocate(int fd, int mode, uint64_t offset, uint64_t len)
+{
+	return fallocate(fd, mode, (off_t)offset, (off_t)len) < 0 ? -errno : 0;
+}
+
+ssize_t
+aioblk_sys_pwrite(int fd, const void *buf, size_t len, uint64_t offset)
+{
+	ssize_t n = pwrite(fd, buf, len, (off_t)offset);
+
+	return n < 0 ? -errno : n;
+}
+
+int
+aioblk_sys_io_setup(unsigned nr, io_context_t *ctx)
+{
+	return io_setup((int)nr, ctx); /* libaio returns -errno */
+}
+
+int
+aioblk_sys_io_destroy(io_context_t ctx)
+{
+	return io_destroy(ctx);
+}
+
+int
+aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs)
+{
+	return io_submit(ctx, nr, iocbs);
+}
+
+int
+aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events, struct timespec *timeout)
+{
+	return io_getevents(ctx, min_nr, nr, events, timeout);
+}
+
+int
+aioblk_sys_eventfd(void)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int
+aioblk_sys_eventfd_read(int fd, uint64_t *value)
+{
+	ssize_t n = read(fd, value, sizeof(*value));
+
+	if (n < 0)
+		return -errno;
+	return n == sizeof(*value) ? 0 : -EIO;
+}
+
+int
+aioblk_sys_eventfd_write(int fd, uint64_t value)
+{
+	ssize_t n = write(fd, &value, sizeof(value));
+
+	if (n < 0)
+		return -errno;
+	return n == sizeof(value) ? 0 : -EIO;
+}
+
+int
+aioblk_sys_poll_in(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int n = poll(&pfd, 1, timeout_ms);
+
+	return n < 0 ? -errno : n;
+}
