@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* What to undo at exit, newest first. */
+#define MAX_CLEANUPS 64
+enum cleanup_kind { CL_FILE, CL_LOOP, CL_MOUNT, CL_ZRAM };
+static struct {
+	enum cleanup_kind kind;
+	char what[256];
+	bool done;
+} cleanups[MAX_CLEANUPS];
+static int ncleanups;
+static bool handlers_installed;
+
+static void
+run_cleanups(void)
+{
+	char cmd[512];
+	int i;
+
+	for (i = ncleanups - 1; i >= 0; i--) {
+		if (cleanups[i].done)
+			continue;
+		cleanups[i].done = true;
+		switch (cleanups[i].kind) {
+		case CL_FILE:
+			unlink(cleanups[i].what);
+			break;
+		case CL_LOOP:
+			snprintf(cmd, sizeof(cmd), "losetup -d %s 2>/dev/null", cleanups[i].what);
+			if (system(cmd) != 0) { /* already detached */
+			}
+			break;
+		case CL_MOUNT:
+			umount2(cleanups[i].what, MNT_DETACH);
+			rmdir(cleanups[i].what);
+			break;
+		case CL_ZRAM:
+			snprintf(cmd, sizeof(cmd), "echo %s > /sys/class/zram-control/hot_remove 2>/dev/null",
+				 cleanups[i].what);
+			if (system(cmd) != 0) {
+			}
+			break;
+		}
+	}
+}
+
+static void
+on_fatal(int sig)
+{
+	run_cleanups();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+add_cleanup(enum cleanup_kind kind, const char *what)
+{
+	if (!handlers_installed) {
+		handlers_installed = true;
+		atexit(run_cleanups);
+		signal(SIGSEGV, on_fatal);
+		signal(SIGABRT, on_fatal);
+		signal(SIGBUS, on_fatal);
+		signal(SIGTERM, on_fatal);
+		signal(SIGINT, on_fatal);
+	}
+	if (ncleanups == MAX_CLEANUPS)
+		return;
+	cleanups[ncleanups].kind = kind;
+	snprintf(cleanups[ncleanups].what, sizeof(cleanups[ncleanups].what), "%s", what);
+	cleanups[ncleanups].done = false;
+	ncleanups++;
+}
+
+static void
+mark_done(enum cleanup_kind kind, const char *what)
+{
+	int i;
+
+	for (i = 0; i < ncleanups; i++)
+		if (cleanups[i].kind == kind && strcmp(cleanups[i].what, what) == 0)
+			cleanups[i].done = true;
+}
+
+void
+tc_cb(void *arg, int status)
+{
+	struct tc_result *r = arg;
+
+	r->status = status;
+	r->count++;
+}
+
+bool
+tc_is_root(void)
+{
+	return geteuid() == 0;
+}
+
+void
+tc_require_root(const char *why)
+{
+	if (!tc_is_root()) {
+		printf("SKIP: needs root (%s)\n", why);
+		exit(TC_SKIP);
+	}
+}
+
+int
+tc_sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc == -1 || !WIFEXITED(rc))
+		return -1;
+	return WEXITSTATUS(rc);
+}
+
+int
+tc_make_file(const char *dir, uint64_t bytes, char *path, size_t len)
+{
+	const char *d = dir ? dir : getenv("TMPDIR");
+	int fd;
+
+	if (!d)
+		d = "/var/tmp";
+	snprintf(path, len, "%s/aioblk-test-XXXXXX", d);
+	fd = mkstemp(path);
+	if (fd < 0)
+		return -errno;
+	add_cleanup(CL_FILE, path);
+	if (ftruncate(fd, (off_t)bytes) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+tc_mount_tmpfs(const char *size, char *dir, size_t len)
+{
+	char opts[64];
+
+	snprintf(dir, len, "/tmp/aioblk-tmpfs-XXXXXX");
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(opts, sizeof(opts), "size=%s", size);
+	if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0) {
+		int err = -errno;
+
+		rmdir(dir);
+		return err;
+	}
+	add_cleanup(CL_MOUNT, dir);
+	return 0;
+}
+
+int
+tc_umount(const char *dir)
+{
+	int rc = umount2(dir, MNT_DETACH) < 0 ? -errno : 0;
+
+	rmdir(dir);
+	mark_done(CL_MOUNT, dir);
+	return rc;
+}
+
+int
+tc_loop_attach(const char *file, unsigned sector_size, bool direct_io, char *dev, size_t len)
+{
+	char cmd[512];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "losetup -f --show --sector-size %u --direct-io=%s %s 2>/dev/null", sector_size,
+		 direct_io ? "on" : "off", file);
+	p = popen(cmd, "r");
+	if (!p)
+		return -errno;
+	if (!fgets(dev, (int)len, p)) {
+		pclose(p);
+		return -ENODEV;
+	}
+	pclose(p);
+	dev[strcspn(dev, "\n")] = '\0';
+	if (strncmp(dev, "/dev/loop", 9) != 0)
+		return -ENODEV;
+	add_cleanup(CL_LOOP, dev);
+	/* udev may still be looking at the new device; wait until it settles. */
+	if (tc_sh("udevadm settle >/dev/null 2>&1") != 0) {
+	}
+	return 0;
+}
+
+int
+tc_loop_detach(const char *dev)
+{
+	int rc = tc_sh("losetup -d %s 2>/dev/null", dev);
+
+	mark_done(CL_LOOP, dev);
+	return rc == 0 ? 0 : -EIO;
+}
+
+int
+tc_zram_add(const char *size, const char *mem_limit, char *dev, size_t len)
+{
+	char id[32];
+	FILE *f = fopen("/sys/class/zram-control/hot_add", "r");
+	int n;
+
+	if (!f)
+		return -errno;
+	if (!fgets(id, sizeof(id), f)) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	n = atoi(id);
+	snprintf(id, sizeof(id), "%d", n);
+	add_cleanup(CL_ZRAM, id);
+	if (mem_limit && tc_sh("echo %s > /sys/block/zram%d/mem_limit", mem_limit, n) != 0)
+		return -EIO;
+	if (tc_sh("echo %s > /sys/block/zram%d/disksize", size, n) != 0)
+		return -EIO;
+	snprintf(dev, len, "/dev/zram%d", n);
+	return n;
+}
+
+int
+tc_zram_remove(int id)
+{
+	char what[32];
+	int rc;
+
+	snprintf(what, sizeof(what), "%d", id);
+	rc = tc_sh("echo %d > /sys/class/zram-control/hot_remove", id);
+	mark_done(CL_ZRAM, what);
+	return rc == 0 ? 0 : -EIO;
+}
+
+void *
+tc_alloc(size_t align, size_t bytes)
+{
+	void *p = NULL;
+
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (posix_memalign(&p, align, bytes ? bytes : 1))
+		return NULL;
+	return p;
+}
+
+static uint64_t
+mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+void
+tc_fill(void *buf, size_t bytes, uint64_t seed)
+{
+	unsigned char *p = buf;
+	size_t i;
+
+	for (i = 0; i < bytes; i++)
+		p[i] = (unsigned char)mix(seed + i / 8) >> (8 * (i % 8));
+}
+
+long
+tc_check(const void *buf, size_t bytes, uint64_t seed)
+{
+	const unsigned char *p = buf;
+	size_t i;
+
+	for (i = 0; i < bytes; i++)
+		if (p[i] != (unsigned char)(mix(seed + i / 8) >> (8 * (i % 8))))
+			return (long)i;
+	return -1;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+tc_poll_until(struct aioblk_group *group, bool (*done)(void *), void *arg, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	while (!done(arg)) {
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		aioblk_group_wait(group, 10);
+	}
+	return 0;
+}
+
+struct count_arg {
+	struct tc_result *r;
+	int count;
+};
+
+static bool
+count_reached(void *arg)
+{
+	struct count_arg *c = arg;
+
+	return c->r->count >= c->count;
+}
+
+int
+tc_wait_count(struct aioblk_group *group, struct tc_result *r, int count, int timeout_ms)
+{
+	struct count_arg c = { r, count };
+
+	return tc_poll_until(group, count_reached, &c, timeout_ms);
+}
+
+static int
+finish_one(struct aioblk_group *g, int rc, struct tc_result *r)
+{
+	if (rc < 0)
+		return rc;
+	rc = tc_wait_count(g, r, 1, 10000);
+	return rc < 0 ? rc : r->status;
+}
+
+int
+tc_sync_write(struct aioblk_group *g, struct aioblk_channel *ch, const void *buf, uint64_t off, uint64_t n)
+{
+	struct tc_result r = { 0, 0 };
+
+	return finish_one(g, aioblk_write(ch, buf, off, n, tc_cb, &r), &r);
+}
+
+int
+tc_sync_read(struct aioblk_group *g, struct aioblk_channel *ch, void *buf, uint64_t off, uint64_t n)
+{
+	struct tc_result r = { 0, 0 };
+
+	return finish_one(g, aioblk_read(ch, buf, off, n, tc_cb, &r), &r);
+}
+
+int
+tc_sync_flush(struct aioblk_group *g, struct aioblk_channel *ch)
+{
+	struct tc_result r = { 0, 0 };
+
+	return finish_one(g, aioblk_flush(ch, tc_cb, &r), &r);
+}

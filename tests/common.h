@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Helpers shared by the test programs: temporary files, loop devices, tmpfs
+ * and zram made for a test and always undone (at exit and on fatal signals
+ * too), aligned buffers, patterns, and waiting for callbacks.
+ */
+#ifndef AIOBLK_TEST_COMMON_H
+#define AIOBLK_TEST_COMMON_H
+
+#include <aioblk/aioblk.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit status meson (and the TAP/exitcode protocols) read as "skipped". */
+#define TC_SKIP 77
+
+/* A callback target: status is written, count incremented. */
+struct tc_result {
+	int status;
+	int count;
+};
+void tc_cb(void *arg, int status);
+
+bool tc_is_root(void);
+/* Skip the whole program (exit 77) with a message unless root. */
+void tc_require_root(const char *why);
+
+/* A new file of @bytes bytes (sparse) in @dir (NULL: $TMPDIR or /var/tmp, on the root file system). */
+int tc_make_file(const char *dir, uint64_t bytes, char *path, size_t len);
+/* The directory of a private tmpfs of @size (e.g. "1m"), unmounted at exit. Root only. */
+int tc_mount_tmpfs(const char *size, char *dir, size_t len);
+int tc_umount(const char *dir);
+/* Attach @file to a free loop device. Detached at exit. Root only. */
+int tc_loop_attach(const char *file, unsigned sector_size, bool direct_io, char *dev, size_t len);
+int tc_loop_detach(const char *dev);
+/* A private zram device of @size bytes; removed at exit. Root only. Returns its number. */
+int tc_zram_add(const char *size, const char *mem_limit, char *dev, size_t len);
+int tc_zram_remove(int id);
+
+/* Run a shell command; returns its exit status or -1. */
+int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void *tc_alloc(size_t align, size_t bytes);
+void tc_fill(void *buf, size_t bytes, uint64_t seed);
+/* Returns the first mismatching byte offset, or -1 when all match. */
+long tc_check(const void *buf, size_t bytes, uint64_t seed);
+
+/* Poll @group until @done() is true or @timeout_ms passes; returns 0 or -ETIMEDOUT. */
+int tc_poll_until(struct aioblk_group *group, bool (*done)(void *), void *arg, int timeout_ms);
+/* Poll until r->count reaches @count. */
+int tc_wait_count(struct aioblk_group *group, struct tc_result *r, int count, int timeout_ms);
+
+/* One synchronous I/O through a channel: submit, then poll until done. Returns the submit error or the status. */
+int tc_sync_write(struct aioblk_group *g, struct aioblk_channel *ch, const void *buf, uint64_t off, uint64_t n);
+int tc_sync_read(struct aioblk_group *g, struct aioblk_channel *ch, void *buf, uint64_t off, uint64_t n);
+int tc_sync_flush(struct aioblk_group *g, struct aioblk_channel *ch);
+
+#endif
