@@ -217,7 +217,13 @@ channel_accept(struct aioblk_channel *ch, struct aioblk_req *req)
 		ch->out_tail->next = req;
 	} else {
 		ch->out_head = req;
-		atomic_store_explicit(&ch->oldest_epoch, req->epoch, memory_order_release);
+		/*
+		 * Publish only over "nothing outstanding": inside the callback of
+		 * the previous oldest request, its older epoch must stay visible
+		 * until that callback has returned (publish_oldest).
+		 */
+		if (atomic_load_explicit(&ch->oldest_epoch, memory_order_relaxed) == UINT64_MAX)
+			atomic_store_explicit(&ch->oldest_epoch, req->epoch, memory_order_release);
 	}
 	ch->out_tail = req;
 }
@@ -229,14 +235,26 @@ unlink_outstanding(struct aioblk_channel *ch, struct aioblk_req *req)
 		req->next->prev = req->prev;
 	else
 		ch->out_tail = req->prev;
-	if (req->prev) {
+	if (req->prev)
 		req->prev->next = req->next;
+	else
+		ch->out_head = req->next;
+}
+
+/*
+ * Tell resets on other threads the epoch of the oldest request still
+ * outstanding. Done after the callback ran, so that a reset's callback can
+ * rely on the callbacks of the requests it waited for having run.
+ */
+static void
+publish_oldest(struct aioblk_channel *ch)
+{
+	uint64_t oldest = ch->out_head ? ch->out_head->epoch : UINT64_MAX;
+
+	if (atomic_load_explicit(&ch->oldest_epoch, memory_order_relaxed) == oldest)
 		return;
-	}
-	ch->out_head = req->next;
-	atomic_store_explicit(&ch->oldest_epoch, ch->out_head ? ch->out_head->epoch : UINT64_MAX,
-			      memory_order_release);
-	/* A reset elsewhere may wait for this channel's oldest request. */
+	atomic_store_explicit(&ch->oldest_epoch, oldest, memory_order_release);
+	/* A reset elsewhere may be waiting for this channel. */
 	if (unlikely(atomic_load_explicit(&ch->disk->resets_waiting, memory_order_relaxed)))
 		disk_wake_resetters(ch->disk, ch->group);
 }
@@ -278,6 +296,8 @@ channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 	aioblk_cb cb = req->cb;
 	void *cb_arg = req->cb_arg;
 
+	bool was_oldest = req == ch->out_head;
+
 	count_completion(ch, req, status);
 	if (req->op != OP_RESET)
 		unlink_outstanding(ch, req);
@@ -287,6 +307,8 @@ channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 	ch->free = req;
 	ch->inflight--;
 	cb(cb_arg, status);
+	if (was_oldest)
+		publish_oldest(ch);
 }
 
 void
