@@ -290,7 +290,7 @@ tc_fill(void *buf, size_t bytes, uint64_t seed)
 	size_t i;
 
 	for (i = 0; i < bytes; i++)
-		p[i] = (unsigned char)mix(seed + i / 8) >> (8 * (i % 8));
+		p[i] = (unsigned char)(mix(seed + i / 8) >> (8 * (i % 8)));
 }
 
 long
