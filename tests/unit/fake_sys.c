@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The scriptable kernel of fake_sys.h. The library's calls to
+ * aioblk_sys_<name> arrive here as __wrap_aioblk_sys_<name> (link with
+ * -Wl,--wrap=aioblk_sys_<name>); __real_aioblk_sys_<name> is sys.c.
+ */
+#define _GNU_SOURCE
+#include "fake_sys.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The wrapped names, as the linker sees them. */
+int __real_aioblk_sys_io_setup(unsigned nr, io_context_t *ctx);
+int __real_aioblk_sys_io_destroy(io_context_t ctx);
+int __real_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
+int __real_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
+				   struct timespec *timeout);
+int __real_aioblk_sys_eventfd(void);
+int __real_aioblk_sys_eventfd_read(int fd, uint64_t *value);
+int __real_aioblk_sys_eventfd_write(int fd, uint64_t value);
+int __real_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __real_aioblk_sys_fdatasync(int fd);
+int __real_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
+int __real_aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);
+int __real_aioblk_sys_blkdev_size(int fd, uint64_t *bytes);
+int __real_aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len);
+
+int __wrap_aioblk_sys_io_setup(unsigned nr, io_context_t *ctx);
+int __wrap_aioblk_sys_io_destroy(io_context_t ctx);
+int __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
+int __wrap_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
+				   struct timespec *timeout);
+int __wrap_aioblk_sys_eventfd(void);
+int __wrap_aioblk_sys_eventfd_read(int fd, uint64_t *value);
+int __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value);
+int __wrap_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __wrap_aioblk_sys_fdatasync(int fd);
+int __wrap_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
+int __wrap_aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);
+int __wrap_aioblk_sys_blkdev_size(int fd, uint64_t *bytes);
+int __wrap_aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len);
+
+unsigned fake_calls[FAKE_NFN];
+struct fake_iocb fake_log[FAKE_LOG_MAX];
+unsigned fake_nlog;
+
+static struct {
+	int err;
+	unsigned times;
+} fail_rule[FAKE_NFN];
+
+static unsigned take_k, take_times;
+#define MAX_SCRIPT 64
+static int submit_seq[MAX_SCRIPT];
+static unsigned submit_seq_len, submit_seq_pos;
+
+#define MAX_RULES 32
+static struct {
+	uint64_t offset;
+	int err;
+	unsigned times;
+} refuse_rule[MAX_RULES];
+static unsigned nrefuse;
+
+static struct {
+	uint64_t offset;
+	int64_t res;
+	unsigned times;
+	unsigned flags;
+} result_rule[MAX_RULES];
+static unsigned nresult;
+
+static bool kernel_on, kernel_bad_magic, corrupt_on, blockdev_on, blockdev_gone;
+static uint32_t blockdev_sector;
+
+/* Fake contexts: rings in user memory. */
+#define MAX_FAKE_CTX 64
+static struct aio_ring *fake_ctx[MAX_FAKE_CTX];
+
+#define LOG_KEEP 64
+static char log_msgs[LOG_KEEP][512];
+static unsigned log_next;
+
+void
+fake_reset(void)
+{
+	memset(fake_calls, 0, sizeof(fake_calls));
+	memset(fail_rule, 0, sizeof(fail_rule));
+	take_k = take_times = 0;
+	submit_seq_len = submit_seq_pos = 0;
+	nrefuse = nresult = 0;
+	fake_nlog = 0;
+	kernel_on = kernel_bad_magic = corrupt_on = false;
+	blockdev_on = blockdev_gone = false;
+	blockdev_sector = 0;
+	fake_log_clear();
+}
+
+void
+fake_fail(enum fake_fn fn, int err, unsigned times)
+{
+	fail_rule[fn].err = err;
+	fail_rule[fn].times = times;
+}
+
+void
+fake_submit_take(unsigned k, unsigned times)
+{
+	take_k = k;
+	take_times = times;
+}
+
+void
+fake_submit_script(const int *seq, unsigned n)
+{
+	if (n > MAX_SCRIPT)
+		abort();
+	memcpy(submit_seq, seq, n * sizeof(*seq));
+	submit_seq_len = n;
+	submit_seq_pos = 0;
+}
+
+void
+fake_refuse_offset(uint64_t offset, int err, unsigned times)
+{
+	if (nrefuse == MAX_RULES)
+		abort();
+	refuse_rule[nrefuse].offset = offset;
+	refuse_rule[nrefuse].err = err;
+	refuse_rule[nrefuse].times = times;
+	nrefuse++;
+}
+
+void
+fake_result(uint64_t offset, int64_t res, unsigned times, unsigned flags)
+{
+	if (nresult == MAX_RULES)
+		abort();
+	result_rule[nresult].offset = offset;
+	result_rule[nresult].res = res;
+	result_rule[nresult].times = times;
+	result_rule[nresult].flags = flags;
+	nresult++;
+}
+
+void
+fake_kernel(bool on, bool bad_magic)
+{
+	kernel_on = on;
+	kernel_bad_magic = bad_magic;
+}
+
+void
+fake_corrupt_ring(bool on)
+{
+	corrupt_on = on;
+}
+
+void
+fake_blockdev(bool on, uint32_t sector)
+{
+	blockdev_on = on;
+	blockdev_sector = sector;
+}
+
+void
+fake_blockdev_gone(bool gone)
+{
+	blockdev_gone = gone;
+}
+
+void
+fake_log_fn(int level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	snprintf(log_msgs[log_next % LOG_KEEP], sizeof(log_msgs[0]), "%s", msg);
+	log_next++;
+}
+
+bool
+fake_log_has(const char *needle)
+{
+	unsigned i;
+
+	for (i = 0; i < LOG_KEEP; i++)
+		if (strstr(log_msgs[i], needle))
+			return true;
+	return false;
+}
+
+void
+fake_log_clear(void)
+{
+	memset(log_msgs, 0, sizeof(log_msgs));
+	log_next = 0;
+}
+
+/* A scripted failure of @fn, if one is due. */
+static int
+take_fail(enum fake_fn fn)
+{
+	fake_calls[fn]++;
+	if (!fail_rule[fn].times)
+		return 0;
+	fail_rule[fn].times--;
+	return fail_rule[fn].err;
+}
+
+static uint64_t
+iocb_nbytes(const struct iocb *iocb)
+{
+	uint64_t total = 0;
+	unsigned long i;
+
+	switch (iocb->aio_lio_opcode) {
+	case IO_CMD_PREAD:
+	case IO_CMD_PWRITE:
+		return iocb->u.c.nbytes;
+	case IO_CMD_PREADV:
+	case IO_CMD_PWRITEV:
+		for (i = 0; i < iocb->u.v.nr; i++)
+			total += iocb->u.v.vec[i].iov_len;
+		return total;
+	default:
+		return 0;
+	}
+}
+
+static bool
+is_rw(const struct iocb *iocb)
+{
+	return iocb->aio_lio_opcode == IO_CMD_PREAD || iocb->aio_lio_opcode == IO_CMD_PWRITE ||
+	       iocb->aio_lio_opcode == IO_CMD_PREADV || iocb->aio_lio_opcode == IO_CMD_PWRITEV;
+}
+
+static void
+log_iocb(const struct iocb *iocb, int refused)
+{
+	struct fake_iocb *l;
+	bool vec = iocb->aio_lio_opcode == IO_CMD_PREADV || iocb->aio_lio_opcode == IO_CMD_PWRITEV;
+
+	if (fake_nlog == FAKE_LOG_MAX)
+		return;
+	l = &fake_log[fake_nlog++];
+	l->opcode = iocb->aio_lio_opcode;
+	l->offset = is_rw(iocb) ? (uint64_t)iocb->u.c.offset : 0;
+	l->nbytes = iocb_nbytes(iocb);
+	l->buf = vec ? (iocb->u.v.nr ? iocb->u.v.vec[0].iov_base : NULL) : iocb->u.c.buf;
+	l->iovcnt = vec ? (int)iocb->u.v.nr : 1;
+	l->rw_flags = iocb->aio_rw_flags;
+	l->data = iocb->data;
+	l->refused = refused;
+}
+
+/* The errno to refuse this iocb with (the rule is used up only when @consume); 0 when none applies. */
+static int
+refusal(const struct iocb *iocb, bool consume)
+{
+	unsigned i;
+
+	if (!is_rw(iocb))
+		return 0;
+	for (i = 0; i < nrefuse; i++) {
+		if (refuse_rule[i].times && refuse_rule[i].offset == (uint64_t)iocb->u.c.offset) {
+			if (consume)
+				refuse_rule[i].times--;
+			return refuse_rule[i].err;
+		}
+	}
+	return 0;
+}
+
+/* Whether a completion rule applies; it is consumed then. */
+static bool
+result_override(const struct iocb *iocb, int64_t *res)
+{
+	uint64_t key = is_rw(iocb) ? (uint64_t)iocb->u.c.offset : FAKE_FLUSH;
+	unsigned i;
+
+	if (!is_rw(iocb) && iocb->aio_lio_opcode != IO_CMD_FDSYNC && iocb->aio_lio_opcode != IO_CMD_FSYNC)
+		return false;
+	for (i = 0; i < nresult; i++) {
+		if (!result_rule[i].times || result_rule[i].offset != key)
+			continue;
+		if ((result_rule[i].flags & FAKE_RES_NOWAIT_ONLY) && !(iocb->aio_rw_flags & RWF_NOWAIT))
+			continue;
+		result_rule[i].times--;
+		*res = result_rule[i].res;
+		return true;
+	}
+	return false;
+}
+
+static struct aio_ring *
+find_fake(io_context_t ctx)
+{
+	unsigned i;
+
+	for (i = 0; i < MAX_FAKE_CTX; i++)
+		if (fake_ctx[i] && (void *)fake_ctx[i] == (void *)ctx)
+			return fake_ctx[i];
+	return NULL;
+}
+
+unsigned
+fake_pending(void)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < MAX_FAKE_CTX; i++)
+		if (fake_ctx[i])
+			n += (fake_ctx[i]->tail + fake_ctx[i]->nr - fake_ctx[i]->head) % fake_ctx[i]->nr;
+	return n;
+}
+
+int
+__wrap_aioblk_sys_io_setup(unsigned nr, io_context_t *ctx)
+{
+	struct aio_ring *ring;
+	unsigned i, slots;
+	int rc = take_fail(FAKE_IO_SETUP);
+
+	if (rc)
+		return rc;
+	if (!kernel_on) {
+		rc = __real_aioblk_sys_io_setup(nr, ctx);
+		if (rc == 0 && corrupt_on)
+			((struct aio_ring *)*ctx)->magic = 0xdeadbeef;
+		return rc;
+	}
+	/* Like the kernel: more slots than asked for, and not a power of two. */
+	slots = nr + 3;
+	for (i = 0; i < MAX_FAKE_CTX && fake_ctx[i]; i++)
+		;
+	if (i == MAX_FAKE_CTX)
+		return -EAGAIN;
+	ring = calloc(1, sizeof(*ring) + (size_t)slots * sizeof(struct io_event));
+	if (!ring)
+		return -ENOMEM;
+	ring->id = i;
+	ring->nr = slots;
+	ring->magic = kernel_bad_magic ? 0x12345678u : AIO_RING_MAGIC;
+	ring->header_length = sizeof(*ring);
+	fake_ctx[i] = ring;
+	*ctx = (io_context_t)ring;
+	return 0;
+}
+
+int
+__wrap_aioblk_sys_io_destroy(io_context_t ctx)
+{
+	unsigned i;
+	int rc = take_fail(FAKE_IO_DESTROY);
+
+	for (i = 0; i < MAX_FAKE_CTX; i++) {
+		if (fake_ctx[i] && (void *)fake_ctx[i] == (void *)ctx) {
+			free(fake_ctx[i]);
+			fake_ctx[i] = NULL;
+			return rc;
+		}
+	}
+	if (rc)
+		return rc; /* the real context leaks, as it would if the kernel failed */
+	return __real_aioblk_sys_io_destroy(ctx);
+}
+
+/* Move the bytes of a read or write, at most @limit of them; returns res. */
+static int64_t
+do_rw(const struct iocb *iocb, uint64_t limit)
+{
+	struct iovec one, *iov;
+	int iovcnt, i, fd = iocb->aio_fildes;
+	bool rd = iocb->aio_lio_opcode == IO_CMD_PREAD || iocb->aio_lio_opcode == IO_CMD_PREADV;
+	uint64_t left = limit;
+	ssize_t n;
+	int64_t res;
+
+	if (iocb->aio_lio_opcode == IO_CMD_PREAD || iocb->aio_lio_opcode == IO_CMD_PWRITE) {
+		one.iov_base = iocb->u.c.buf;
+		one.iov_len = iocb->u.c.nbytes;
+		iov = &one;
+		iovcnt = 1;
+	} else {
+		iovcnt = (int)iocb->u.v.nr;
+		iov = calloc((size_t)iovcnt ? (size_t)iovcnt : 1, sizeof(*iov));
+		if (!iov)
+			return -ENOMEM;
+		memcpy(iov, iocb->u.v.vec, (size_t)iovcnt * sizeof(*iov));
+	}
+	/* Cut the iovecs down to @limit bytes. */
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > left)
+			iov[i].iov_len = left;
+		left -= iov[i].iov_len;
+	}
+	n = rd ? preadv(fd, iov, iovcnt, (off_t)iocb->u.c.offset) : pwritev(fd, iov, iovcnt, (off_t)iocb->u.c.offset);
+	res = n < 0 ? -errno : n;
+	if (iov != &one)
+		free(iov);
+	return res;
+}
+
+/* What the fake kernel does with one iocb. */
+static int64_t
+fake_execute(const struct iocb *iocb)
+{
+	int64_t res;
+	uint64_t len = iocb_nbytes(iocb);
+
+	if (result_override(iocb, &res)) {
+		if (res > 0 && (uint64_t)res < len)
+			return do_rw(iocb, (uint64_t)res);
+		return res;
+	}
+	if (iocb->aio_lio_opcode == IO_CMD_FDSYNC || iocb->aio_lio_opcode == IO_CMD_FSYNC)
+		return __real_aioblk_sys_fdatasync(iocb->aio_fildes);
+	return do_rw(iocb, len);
+}
+
+static void
+signal_resfd(const struct iocb *iocb)
+{
+	uint64_t one = 1;
+
+	if (iocb->u.c.flags & (1u << 0) /* IOCB_FLAG_RESFD */) {
+		if (write((int)iocb->u.c.resfd, &one, sizeof(one)) != sizeof(one))
+			abort();
+	}
+}
+
+static int
+fake_submit(struct aio_ring *ring, long nr, struct iocb **iocbs)
+{
+	long i;
+	uint32_t next;
+
+	for (i = 0; i < nr; i++) {
+		struct io_event *ev;
+
+		next = ring->tail + 1 == ring->nr ? 0 : ring->tail + 1;
+		if (next == ring->head)
+			return i ? (int)i : -EAGAIN; /* no room for the completion */
+		log_iocb(iocbs[i], 0);
+		ev = &ring->events[ring->tail];
+		memset(ev, 0, sizeof(*ev));
+		ev->data = iocbs[i]->data;
+		ev->obj = iocbs[i];
+		ev->res = (unsigned long)fake_execute(iocbs[i]);
+		/* The kernel's order: the event, a write barrier, then tail. */
+		__atomic_store_n(&ring->tail, next, __ATOMIC_RELEASE);
+		signal_resfd(iocbs[i]);
+	}
+	return (int)nr;
+}
+
+int
+__wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs)
+{
+	struct aio_ring *ring = find_fake(ctx);
+	long limit = nr, i;
+	int rc = take_fail(FAKE_IO_SUBMIT);
+
+	if (rc)
+		return rc;
+	if (submit_seq_pos < submit_seq_len) {
+		int v = submit_seq[submit_seq_pos++];
+
+		if (v <= 0)
+			return v;
+		if (v < limit)
+			limit = v;
+	} else if (take_times && nr > 0) {
+		take_times--;
+		if ((long)take_k < limit)
+			limit = take_k;
+	}
+	for (i = 0; i < limit; i++) {
+		/* Only the iocb that comes first is refused now; before it, the batch is cut. */
+		int err = refusal(iocbs[i], i == 0);
+
+		if (!err)
+			continue;
+		if (i == 0) {
+			log_iocb(iocbs[0], -err);
+			return err;
+		}
+		limit = i;
+		break;
+	}
+	if (ring)
+		return fake_submit(ring, limit, iocbs);
+	rc = __real_aioblk_sys_io_submit(ctx, limit, iocbs);
+	for (i = 0; i < rc; i++)
+		log_iocb(iocbs[i], 0);
+	return rc;
+}
+
+int
+__wrap_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
+			       struct timespec *timeout)
+{
+	struct aio_ring *ring = find_fake(ctx);
+	int rc = take_fail(FAKE_IO_GETEVENTS);
+	int i;
+
+	if (rc)
+		return rc;
+	if (ring) {
+		for (i = 0; i < nr && ring->head != ring->tail; i++) {
+			events[i] = ring->events[ring->head];
+			ring->head = ring->head + 1 == ring->nr ? 0 : ring->head + 1;
+		}
+		return i;
+	}
+	rc = __real_aioblk_sys_io_getevents(ctx, min_nr, nr, events, timeout);
+	/* Real completions: rules rewrite what the kernel reported. */
+	for (i = 0; i < rc; i++) {
+		int64_t res;
+
+		if (result_override(events[i].obj, &res))
+			events[i].res = (unsigned long)res;
+	}
+	return rc;
+}
+
+int
+__wrap_aioblk_sys_eventfd(void)
+{
+	int rc = take_fail(FAKE_EVENTFD);
+
+	return rc ? rc : __real_aioblk_sys_eventfd();
+}
+
+int
+__wrap_aioblk_sys_eventfd_read(int fd, uint64_t *value)
+{
+	int rc = take_fail(FAKE_EVENTFD_READ);
+
+	return rc ? rc : __real_aioblk_sys_eventfd_read(fd, value);
+}
+
+int
+__wrap_aioblk_sys_eventfd_write(int fd, uint64_t value)
+{
+	int rc = take_fail(FAKE_EVENTFD_WRITE);
+
+	return rc ? rc : __real_aioblk_sys_eventfd_write(fd, value);
+}
+
+int
+__wrap_aioblk_sys_poll_in(int fd, int timeout_ms)
+{
+	int rc = take_fail(FAKE_POLL_IN);
+
+	return rc ? rc : __real_aioblk_sys_poll_in(fd, timeout_ms);
+}
+
+int
+__wrap_aioblk_sys_fdatasync(int fd)
+{
+	int rc = take_fail(FAKE_FDATASYNC);
+
+	return rc ? rc : __real_aioblk_sys_fdatasync(fd);
+}
+
+int
+__wrap_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info)
+{
+	int rc = take_fail(FAKE_FILE_INFO);
+
+	if (rc)
+		return rc;
+	rc = __real_aioblk_sys_file_info(fd, info);
+	if (rc == 0 && blockdev_on && info->type == S_IFREG) {
+		info->type = S_IFBLK;
+		info->dio_mem_align = 0;
+		info->dio_offset_align = 0;
+	}
+	return rc;
+}
+
+int
+__wrap_aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes)
+{
+	if (!blockdev_on)
+		return __real_aioblk_sys_blkdev_sector_size(fd, bytes);
+	*bytes = blockdev_sector;
+	return 0;
+}
+
+int
+__wrap_aioblk_sys_blkdev_size(int fd, uint64_t *bytes)
+{
+	struct aioblk_sys_file_info info;
+	int rc = take_fail(FAKE_BLKDEV_SIZE);
+
+	if (rc)
+		return rc;
+	if (!blockdev_on)
+		return __real_aioblk_sys_blkdev_size(fd, bytes);
+	if (blockdev_gone) {
+		*bytes = 0;
+		return 0;
+	}
+	rc = __real_aioblk_sys_file_info(fd, &info);
+	if (rc == 0)
+		*bytes = info.size;
+	return rc;
+}
+
+int
+__wrap_aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len)
+{
+	/* A pretended block device can neither discard nor zero out. */
+	if (blockdev_on)
+		return -EOPNOTSUPP;
+	return __real_aioblk_sys_blkdev_range(fd, request, offset, len);
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A scriptable kernel behind the sys.c seam. Programs that link fake_sys.c
+ * are linked with -Wl,--wrap=aioblk_sys_<name> for every name below, so the
+ * library's calls land here. By default every call passes through to the
+ * real system call (__real_aioblk_sys_*) and is counted; a test then scripts
+ * what the kernel says:
+ *
+ * - fake_fail(): the next N calls of a function fail with an errno;
+ * - fake_submit_take(): io_submit takes at most K iocbs (a partial submit);
+ * - fake_refuse_offset(): io_submit stops at the iocb for a given offset
+ *   with an errno, the way the kernel refuses one bad iocb;
+ * - fake_kernel(): io_setup hands back a ring in user memory and io_submit
+ *   does the I/O synchronously with pread/pwrite on the real file, then
+ *   posts the io_event into that ring (or, with a bad magic, serves it to
+ *   io_getevents): completions are deterministic and fake_result() can say
+ *   what res a given request gets (an errno, 0, a short count), while the
+ *   bytes really moved always match res;
+ * - fake_corrupt_ring(): the real kernel's ring header gets a bad magic, so
+ *   the library must reap with io_getevents (where fake_result() rules then
+ *   rewrite res of real completions);
+ * - fake_blockdev(): statx says "block device" and the block device ioctls
+ *   answer from the file, so block-device-only paths run on a file.
+ *
+ * Every submitted iocb is recorded (fake_log) so that tests can check what
+ * the library asked the kernel for. Single-threaded; fake_reset() between
+ * tests.
+ */
+#ifndef AIOBLK_TEST_FAKE_SYS_H
+#define AIOBLK_TEST_FAKE_SYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum fake_fn {
+	FAKE_IO_SETUP,
+	FAKE_IO_DESTROY,
+	FAKE_IO_SUBMIT,
+	FAKE_IO_GETEVENTS,
+	FAKE_EVENTFD,
+	FAKE_EVENTFD_READ,
+	FAKE_EVENTFD_WRITE,
+	FAKE_POLL_IN,
+	FAKE_FDATASYNC,
+	FAKE_FILE_INFO,
+	FAKE_BLKDEV_SIZE,
+	FAKE_NFN,
+};
+
+/* Calls of each function since the last fake_reset(), faked or not. */
+extern unsigned fake_calls[FAKE_NFN];
+
+/* What one submitted iocb asked for (iocbs the kernel took or refused). */
+struct fake_iocb {
+	int opcode;        /* IO_CMD_* */
+	uint64_t offset;   /* bytes */
+	uint64_t nbytes;   /* total bytes of the buffer or the iovecs */
+	const void *buf;   /* buffer, or the first iovec's base */
+	int iovcnt;        /* 1 for PREAD/PWRITE */
+	unsigned rw_flags; /* aio_rw_flags */
+	void *data;        /* iocb->data */
+	int refused;       /* 0, or the errno it was refused with */
+};
+#define FAKE_LOG_MAX 4096
+extern struct fake_iocb fake_log[FAKE_LOG_MAX];
+extern unsigned fake_nlog;
+
+/* Forget every rule and counter; back to pass-through. */
+void fake_reset(void);
+
+/* The next @times calls of @fn return @err (negative) without reaching the kernel. */
+void fake_fail(enum fake_fn fn, int err, unsigned times);
+
+/* The next @times io_submit calls take at most @k iocbs (k >= 1). */
+void fake_submit_take(unsigned k, unsigned times);
+
+/*
+ * What the next @n io_submit calls do, one entry per call: > 0 takes at
+ * most that many iocbs, 0 returns 0 having taken none, < 0 returns that
+ * errno. Applies before fake_submit_take().
+ */
+void fake_submit_script(const int *seq, unsigned n);
+
+/*
+ * The iocb at byte @offset is refused with @err (negative) the next @times
+ * it reaches io_submit: the iocbs before it are submitted and their count
+ * returned; when it comes first, io_submit returns @err.
+ */
+void fake_refuse_offset(uint64_t offset, int err, unsigned times);
+
+/*
+ * A completion rule: a read or write iocb starting at byte @offset
+ * completes with @res instead of the whole transfer, @times times. res < 0
+ * is an errno, 0 is no progress, 0 < res < length moves only res bytes.
+ * flags: FAKE_RES_NOWAIT_ONLY applies it only to iocbs with RWF_NOWAIT.
+ */
+#define FAKE_RES_NOWAIT_ONLY 1u
+/* The offset that matches flush (FDSYNC) iocbs in fake_result(). */
+#define FAKE_FLUSH UINT64_MAX
+void fake_result(uint64_t offset, int64_t res, unsigned times, unsigned flags);
+
+/* io_setup makes a fake ring (see above); @bad_magic makes the library fall back to io_getevents. */
+void fake_kernel(bool on, bool bad_magic);
+/* The real kernel's ring gets a bad magic at io_setup. */
+void fake_corrupt_ring(bool on);
+/* Pretend the open file is a block device of @sector bytes; blkdev size answers with the file's size. */
+void fake_blockdev(bool on, uint32_t sector);
+/* Pretend the block device now reads a size of zero. */
+void fake_blockdev_gone(bool gone);
+
+/* Completions waiting in fake rings. */
+unsigned fake_pending(void);
+
+/* A log callback that keeps the last messages; fake_log_has() looks for a substring. */
+void fake_log_fn(int level, const char *msg, void *arg);
+bool fake_log_has(const char *needle);
+void fake_log_clear(void);
+
+#endif
