@@ -388,6 +388,11 @@ channel_submit(struct aioblk_channel *ch)
 	int rc;
 
 	ch->submit_again = false;
+	if (unlikely(atomic_load_explicit(&ch->disk->lost, memory_order_relaxed))) {
+		/* The device is gone: what still waits here fails without reaching the kernel. */
+		while (ch->batch_head < ch->batch_tail)
+			channel_complete_later(ch, (struct aioblk_req *)ch->batch[ch->batch_head++]->data, -ENODEV);
+	}
 	while (ch->batch_head < ch->batch_tail) {
 		rc = aioblk_sys_io_submit(ch->ctx, ch->batch_tail - ch->batch_head, ch->batch + ch->batch_head);
 		ch->stats.io_submit_calls++;

@@ -467,7 +467,10 @@ io_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t res
 finish:
 	if (unlikely(status < 0)) {
 		log_io_error(ch, req, status);
+		/* A block device that reads size 0 now is gone: say so, not just EIO. */
 		disk_check_lost(ch->disk);
+		if (atomic_load_explicit(&ch->disk->lost, memory_order_relaxed))
+			status = -ENODEV;
 	}
 	channel_finish(ch, req, status);
 	return 1;
