@@ -247,7 +247,8 @@ int aioblk_group_submit(struct aioblk_group *group);
  * busy-polls.
  *
  * @param timeout_ms -1: no timeout; 0: poll once.
- * @return callbacks run (> 0), 0 on timeout, -EINVAL for NULL, -EBUSY from a
+ * @return callbacks run (> 0), 0 on timeout or at once when the group has
+ *         nothing outstanding (nothing could complete), -EINVAL for NULL, -EBUSY from a
  *         callback of the group, or an error of poll(2) / read(2) on the
  *         eventfd (-EINTR is retried inside).
  */
@@ -347,8 +348,9 @@ int aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_chan
  * - -EOPNOTSUPP: write-zeroes or unmap that the disk does not support.
  *
  * A callback receives 0 or a negative errno: what the kernel reported
- * (-EIO, -ENOSPC, ...), or -EIO for a transfer that stopped without
- * progress (such as a read past a shrunken file's end).
+ * (-EIO, -ENOSPC, ...), -EIO for a transfer that stopped without progress
+ * (such as a read past a shrunken file's end), or -ENODEV when the request
+ * failed because the block device is gone (its size reads 0).
  */
 /**@{*/
 int aioblk_readv(struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
