@@ -517,10 +517,14 @@ __wrap_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io
 	if (rc)
 		return rc;
 	if (ring) {
-		for (i = 0; i < nr && ring->head != ring->tail; i++) {
-			events[i] = ring->events[ring->head];
-			ring->head = ring->head + 1 == ring->nr ? 0 : ring->head + 1;
+		/* Like the kernel, trust no index the user may have written. */
+		uint32_t head = ring->head % ring->nr;
+
+		for (i = 0; i < nr && head != ring->tail; i++) {
+			events[i] = ring->events[head];
+			head = head + 1 == ring->nr ? 0 : head + 1;
 		}
+		ring->head = head;
 		return i;
 	}
 	rc = __real_aioblk_sys_io_getevents(ctx, min_nr, nr, events, timeout);
