@@ -107,6 +107,15 @@ fake_reset(void)
 }
 
 void
+fake_clear_rules(void)
+{
+	memset(fail_rule, 0, sizeof(fail_rule));
+	take_k = take_times = 0;
+	submit_seq_len = submit_seq_pos = 0;
+	nrefuse = nresult = 0;
+}
+
+void
 fake_fail(enum fake_fn fn, int err, unsigned times)
 {
 	fail_rule[fn].err = err;

@@ -69,6 +69,9 @@ extern unsigned fake_nlog;
 /* Forget every rule and counter; back to pass-through. */
 void fake_reset(void);
 
+/* Forget the fault rules only; the fake kernel and its rings stay. */
+void fake_clear_rules(void);
+
 /* The next @times calls of @fn return @err (negative) without reaching the kernel. */
 void fake_fail(enum fake_fn fn, int err, unsigned times);
 
