@@ -47,7 +47,7 @@
 enum workload { WL_READ, WL_WRITE, WL_RANDREAD, WL_RANDWRITE, WL_RANDRW, WL_VERIFY };
 
 static const char *const workload_names[] = {
-	[WL_READ] = "read",         [WL_WRITE] = "write", [WL_RANDREAD] = "randread",
+	[WL_READ] = "read",           [WL_WRITE] = "write",   [WL_RANDREAD] = "randread",
 	[WL_RANDWRITE] = "randwrite", [WL_RANDRW] = "randrw", [WL_VERIFY] = "verify",
 };
 
@@ -59,6 +59,9 @@ struct opts {
 	unsigned threads;
 	unsigned rwmixread;
 	bool rwmix_given;
+	bool wl_given;
+	unsigned passes;  /* verify: exactly this many write+read passes; 0: until the run time passed */
+	bool verify_only; /* verify: one read pass over data an earlier verify --passes 1 left */
 	bool interrupt;
 	bool json;
 	bool buffered;
@@ -165,6 +168,7 @@ struct run {
 	unsigned ready;
 	bool go;
 	atomic_bool abort; /* setup failed, an I/O failed, or interrupted */
+	atomic_bool verify_failed;
 	atomic_uint running;
 	uint64_t t_start;
 };
@@ -409,8 +413,8 @@ vcheck(struct worker *w, const char *path, const char *buf, uint64_t bs, uint64_
 				snprintf(why, sizeof(why), "checksum mismatch (corrupted or torn data)");
 		} else if (p[2] != seed) {
 			if (!bad)
-				snprintf(why, sizeof(why), "stale data of pass seed %" PRIu64 " (expected seed %" PRIu64 ")",
-					 p[2], seed);
+				snprintf(why, sizeof(why),
+					 "stale data of pass seed %" PRIu64 " (expected seed %" PRIu64 ")", p[2], seed);
 		} else {
 			vfill_sector(want, o, seed);
 			if (memcmp(p, want, VSECTOR) == 0)
@@ -422,8 +426,9 @@ vcheck(struct worker *w, const char *path, const char *buf, uint64_t bs, uint64_
 			first_bad = o;
 	}
 	if (bad && report_more())
-		fprintf(stderr, PROG ": verify: %s: mismatch in the block at offset %" PRIu64
-			" (0x%" PRIx64 "): %u of %" PRIu64 " sectors bad, first at offset %" PRIu64 ": %s\n",
+		fprintf(stderr,
+			PROG ": verify: %s: mismatch in the block at offset %" PRIu64 " (0x%" PRIx64 "): %u of %" PRIu64
+			     " sectors bad, first at offset %" PRIu64 ": %s\n",
 			path, off, off, bad, bs / VSECTOR, first_bad, why);
 	return bad;
 }
@@ -519,10 +524,9 @@ io_done(void *arg, int status)
 		return;
 	}
 	if (unlikely(w->phase == PH_READ)) {
-		if (vcheck(w, io->wt->t->path, io->buf, w->run->o->bs, io->unit * w->run->o->bs, w->vseed)) {
+		/* The pass goes on, so that every bad block of it is reported. */
+		if (vcheck(w, io->wt->t->path, io->buf, w->run->o->bs, io->unit * w->run->o->bs, w->vseed))
 			w->mismatches++;
-			fail_run(w);
-		}
 	}
 	if (unlikely(w->stopping))
 		return;
@@ -555,8 +559,17 @@ next_pass(struct worker *w)
 		start_pass(w, PH_READ);
 		return true;
 	}
+	const struct opts *o = w->run->o;
+
 	w->passes++;
-	if (w->readback || atomic_load_explicit(&stop_flag, memory_order_relaxed))
+	if (w->mismatches) {
+		/* Other threads stop after their current pass. */
+		atomic_store(&w->run->verify_failed, true);
+		return false;
+	}
+	if (w->readback || o->verify_only || atomic_load_explicit(&w->run->verify_failed, memory_order_relaxed))
+		return false;
+	if (o->passes ? w->passes >= o->passes : atomic_load_explicit(&stop_flag, memory_order_relaxed))
 		return false;
 	w->vseed = mix64(w->vseed + 1);
 	start_pass(w, PH_WRITE);
@@ -588,7 +601,7 @@ worker_loop(struct worker *w)
 	getrusage(RUSAGE_THREAD, &w->ru0);
 	w->now_valid = false;
 	if (verify) {
-		start_pass(w, w->readback ? PH_READ : PH_WRITE);
+		start_pass(w, w->readback || r->o->verify_only ? PH_READ : PH_WRITE);
 	} else {
 		now = worker_now(w);
 		for (i = 0; i < w->nios; i++)
@@ -665,8 +678,9 @@ worker_setup(struct worker *w)
 		rc = aioblk_channel_create(w->group, wt->t->disk, o->iodepth, &wt->ch);
 		if (rc < 0) {
 			if (rc == -EAGAIN)
-				fprintf(stderr, PROG ": %s: no AIO context of depth %u: the system-wide limit is "
-					"reached (raise sysctl fs.aio-max-nr, now used: /proc/sys/fs/aio-nr)\n",
+				fprintf(stderr,
+					PROG ": %s: no AIO context of depth %u: the system-wide limit is "
+					     "reached (raise sysctl fs.aio-max-nr, now used: /proc/sys/fs/aio-nr)\n",
 					wt->t->path, o->iodepth);
 			else
 				fprintf(stderr, PROG ": %s: creating a channel of depth %u failed: %s\n", wt->t->path,
@@ -752,19 +766,19 @@ open_target(const struct opts *o, struct target *t, bool for_write)
 	t->direct = aioblk_disk_is_direct(t->disk);
 	disk_bytes = aioblk_disk_num_blocks(t->disk) * t->block_size;
 	if (o->bs % t->block_size) {
-		fprintf(stderr, PROG ": %s: --bs %" PRIu64 " is not a multiple of its block size (%u bytes)\n",
-			t->path, o->bs, t->block_size);
+		fprintf(stderr, PROG ": %s: --bs %" PRIu64 " is not a multiple of its block size (%u bytes)\n", t->path,
+			o->bs, t->block_size);
 		return -EINVAL;
 	}
 	t->bytes = o->size && o->size < disk_bytes ? o->size : disk_bytes;
 	if (o->size > disk_bytes)
-		fprintf(stderr, PROG ": %s: --size is larger than the target; using its %" PRIu64 " bytes\n",
-			t->path, disk_bytes);
+		fprintf(stderr, PROG ": %s: --size is larger than the target; using its %" PRIu64 " bytes\n", t->path,
+			disk_bytes);
 	t->units = t->bytes / o->bs;
 	t->bs_blocks = o->bs / t->block_size;
 	if (!t->units) {
-		fprintf(stderr, PROG ": %s: too small (%" PRIu64 " bytes) for one I/O of %" PRIu64 " bytes\n",
-			t->path, t->bytes, o->bs);
+		fprintf(stderr, PROG ": %s: too small (%" PRIu64 " bytes) for one I/O of %" PRIu64 " bytes\n", t->path,
+			t->bytes, o->bs);
 		return -EINVAL;
 	}
 	if (o->wl == WL_VERIFY && t->units < o->threads) {
@@ -928,7 +942,8 @@ alloc_workers(struct run *r)
 		seed = w->rng;
 		for (k = 0; k < stride * w->nios / 8; k++)
 			((uint64_t *)w->bufmem)[k] = rng_next(&seed);
-		w->vseed = mix64(o->seed + wi);
+		/* The same pass seeds on every thread, so that --verify-only need not know the thread count. */
+		w->vseed = mix64(o->seed);
 		for (t = 0; t < r->ntargets; t++) {
 			struct wtarget *wt = &w->wts[t];
 			struct target *tg = &r->targets[t];
@@ -971,8 +986,11 @@ free_workers(struct run *r)
 }
 
 static void
-reset_counters(struct worker *w)
+reset_counters(struct worker *w, bool readback)
 {
+	/* A readback checks what the last pass wrote: keep its seed. */
+	if (!readback)
+		w->vseed = mix64(w->run->o->seed);
 	w->ios_done[0] = w->ios_done[1] = 0;
 	memset(w->hist, 0, sizeof(w->hist));
 	atomic_store(&w->pub_ios, 0);
@@ -1022,12 +1040,13 @@ run_workers(struct run *r, bool readback, bool show_progress)
 	atomic_store(&stop_flag, atomic_load(&interrupted) > 0);
 	atomic_store(&r->abort, atomic_load(&interrupted) > 0);
 	atomic_store(&r->running, 0);
+	atomic_store(&r->verify_failed, false);
 	r->ready = 0;
 	r->go = false;
 	for (i = 0; i < o->threads; i++) {
 		struct worker *w = &r->workers[i];
 
-		reset_counters(w);
+		reset_counters(w, readback);
 		w->readback = readback;
 		atomic_fetch_add(&r->running, 1);
 		rc = pthread_create(&w->tid, NULL, worker_main, w);
@@ -1061,8 +1080,9 @@ run_workers(struct run *r, bool readback, bool show_progress)
 		now = now_ns();
 		if (now >= deadline && !atomic_load(&stop_flag))
 			atomic_store(&stop_flag, true);
-		if (show_progress && now >= next_tick) {
-			progress(r, now, &last_ios, &last_t);
+		if (now >= next_tick) {
+			if (show_progress)
+				progress(r, now, &last_ios, &last_t);
 			next_tick += 1000000000u;
 		}
 		if (atomic_load(&stop_flag)) {
@@ -1114,7 +1134,8 @@ sum_up(const struct run *r, struct totals *tot)
 		}
 		tot->errors += w->errors;
 		tot->mismatches += w->mismatches;
-		tot->passes += w->passes;
+		if (w->passes > tot->passes)
+			tot->passes = w->passes;
 		if (w->t_end > t_end)
 			t_end = w->t_end;
 		if (w->t_end) {
@@ -1207,28 +1228,30 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 		printf("}\n");
 		return;
 	}
-	printf(PROG " %s: %s, bs %" PRIu64 ", iodepth %u, %u thread%s, %s%s\n", aioblk_version(),
-	       workload_names[o->wl], o->bs, o->iodepth, o->threads, o->threads == 1 ? "" : "s",
+	printf(PROG " %s: %s, bs %" PRIu64 ", iodepth %u, %u thread%s, %s%s\n", aioblk_version(), workload_names[o->wl],
+	       o->bs, o->iodepth, o->threads, o->threads == 1 ? "" : "s",
 	       o->interrupt ? "interrupt (eventfd)" : "busy-poll", was_interrupted ? ", interrupted" : "");
 	for (t = 0; t < r->ntargets; t++) {
 		const struct target *tg = &r->targets[t];
 
 		printf("target %s: %s, %u-byte blocks, %" PRIu64 " bytes used, %s\n", tg->path,
-		       tg->blockdev ? "block device" : "file", tg->block_size, tg->bytes,
-		       tg->direct ? "O_DIRECT" : "buffered (no O_DIRECT)");
+		       tg->blockdev          ? "block device" :
+		       tg->path == temp_path ? "temporary file" :
+					       "file",
+		       tg->block_size, tg->bytes, tg->direct ? "O_DIRECT" : "buffered (no O_DIRECT)");
 	}
 	if (tot->ios[0])
 		print_lat_text("read:", tot, 0, o->bs);
 	if (tot->ios[1])
 		print_lat_text("write:", tot, 1, o->bs);
 	print_lat_text("total:", tot, 2, o->bs);
-	printf("time:  %.3f s; cpu: user %.3f s, sys %.3f s, total %.3f s\n", tot->elapsed, tot->cpu_user,
-	       tot->cpu_sys, tot->cpu_user + tot->cpu_sys);
+	printf("time:  %.3f s; cpu: user %.3f s, sys %.3f s, total %.3f s\n", tot->elapsed, tot->cpu_user, tot->cpu_sys,
+	       tot->cpu_user + tot->cpu_sys);
 	if (tot->errors)
 		printf("errors: %" PRIu64 "\n", tot->errors);
 	if (verify_result)
-		printf("verify: %s (%" PRIu64 " write+read passes, %" PRIu64 " mismatched blocks)\n", verify_result,
-		       tot->passes, tot->mismatches);
+		printf("verify: %s (%" PRIu64 " %s passes, %" PRIu64 " mismatched blocks)\n", verify_result,
+		       tot->passes, o->verify_only ? "read" : "write+read", tot->mismatches);
 }
 
 /* ---- arguments ---- */
@@ -1257,6 +1280,9 @@ usage(FILE *f)
 		"      --buffered       do not use O_DIRECT\n"
 		"      --nowait         try RWF_NOWAIT on reads (AIOBLK_DISK_NOWAIT)\n"
 		"      --seed=N         seed for offsets, data and verify patterns (default 1)\n"
+		"      --passes=N       verify: exactly N write+read passes (the run time is ignored)\n"
+		"      --verify-only    verify: only read and check what an earlier\n"
+		"                       'verify --passes 1' with the same --seed and --bs wrote\n"
 		"      --json           print the report as one JSON object\n"
 		"  -h, --help           this help\n"
 		"  -V, --version        print the library version\n"
@@ -1338,19 +1364,28 @@ bad_arg(const char *opt, const char *val, const char *why)
 	return -1;
 }
 
-enum { OPT_JSON = 256, OPT_BUFFERED, OPT_NOWAIT, OPT_SEED };
+enum { OPT_JSON = 256, OPT_BUFFERED, OPT_NOWAIT, OPT_SEED, OPT_PASSES, OPT_VERIFY_ONLY };
 
 static int
 parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{ "workload", required_argument, NULL, 'w' },  { "bs", required_argument, NULL, 'b' },
-		{ "iodepth", required_argument, NULL, 'q' },   { "runtime", required_argument, NULL, 't' },
-		{ "threads", required_argument, NULL, 'j' },   { "rwmixread", required_argument, NULL, 'M' },
-		{ "size", required_argument, NULL, 's' },      { "interrupt", no_argument, NULL, 'i' },
-		{ "buffered", no_argument, NULL, OPT_BUFFERED }, { "nowait", no_argument, NULL, OPT_NOWAIT },
-		{ "seed", required_argument, NULL, OPT_SEED }, { "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },            { "version", no_argument, NULL, 'V' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "bs", required_argument, NULL, 'b' },
+		{ "iodepth", required_argument, NULL, 'q' },
+		{ "runtime", required_argument, NULL, 't' },
+		{ "threads", required_argument, NULL, 'j' },
+		{ "rwmixread", required_argument, NULL, 'M' },
+		{ "size", required_argument, NULL, 's' },
+		{ "interrupt", no_argument, NULL, 'i' },
+		{ "buffered", no_argument, NULL, OPT_BUFFERED },
+		{ "nowait", no_argument, NULL, OPT_NOWAIT },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "passes", required_argument, NULL, OPT_PASSES },
+		{ "verify-only", no_argument, NULL, OPT_VERIFY_ONLY },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -1376,6 +1411,7 @@ parse_args(int argc, char **argv, struct opts *o)
 				return bad_arg("--workload", optarg,
 					       "expected read, write, randread, randwrite, randrw or verify");
 			o->wl = (enum workload)i;
+			o->wl_given = true;
 			break;
 		case 'b':
 			if (parse_size(optarg, &o->bs) < 0 || o->bs == 0)
@@ -1427,6 +1463,13 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->seed = v;
 			break;
 		}
+		case OPT_PASSES:
+			if (parse_uint(optarg, 1, UINT_MAX, &o->passes) < 0)
+				return bad_arg("--passes", optarg, "expected a number, at least 1");
+			break;
+		case OPT_VERIFY_ONLY:
+			o->verify_only = true;
+			break;
 		case OPT_JSON:
 			o->json = true;
 			break;
@@ -1445,8 +1488,22 @@ parse_args(int argc, char **argv, struct opts *o)
 		fprintf(stderr, PROG ": --rwmixread applies only to --workload=randrw\n");
 		return -1;
 	}
+	if (o->verify_only && !o->wl_given)
+		o->wl = WL_VERIFY;
+	if ((o->verify_only || o->passes) && o->wl != WL_VERIFY) {
+		fprintf(stderr, PROG ": --passes and --verify-only apply only to --workload=verify\n");
+		return -1;
+	}
+	if (o->verify_only && o->passes) {
+		fprintf(stderr, PROG ": --verify-only reads once; it takes no --passes\n");
+		return -1;
+	}
 	o->paths = argv + optind;
 	o->npaths = argc - optind;
+	if (o->verify_only && !o->npaths) {
+		fprintf(stderr, PROG ": --verify-only needs the target that an earlier verify wrote\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -1482,7 +1539,7 @@ main(int argc, char **argv)
 	r.o = &o;
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cond, NULL);
-	for_write = o.wl != WL_READ && o.wl != WL_RANDREAD;
+	for_write = o.wl != WL_READ && o.wl != WL_RANDREAD && !o.verify_only;
 	show_progress = !o.json && isatty(STDOUT_FILENO);
 
 	r.ntargets = o.npaths ? o.npaths : 1;
@@ -1529,7 +1586,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	sum_up(&r, &tot);
-	if (o.wl == WL_VERIFY && !tot.errors && !tot.mismatches && !atomic_load(&interrupted)) {
+	if (o.wl == WL_VERIFY && !o.verify_only && !tot.errors && !tot.mismatches && !atomic_load(&interrupted)) {
 		/* Again after a reopen: the data must come from the device, not from anything we held. */
 		close_targets(r.targets, r.ntargets);
 		rc = open_all(&r, true);
