@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * aioblk_write_zeroes and aioblk_unmap on real targets: ext4, tmpfs and
+ * ramfs files, loop devices with 512 and 4096-byte sectors, a loop device
+ * whose backing file cannot punch holes, and a private zram. A pattern is
+ * written first; afterwards the range reads back as zeroes and its
+ * neighbours are untouched. aioblk_disk_supports(UNMAP) is checked against
+ * what the kernel really does, not against a table.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "feat.h"
+
+#define TARGET_BYTES (4u << 20)
+#define REGION (512u << 10)
+#define ZERO_OFF (64u << 10)
+#define ZERO_LEN (192u << 10) /* more than the library's 64 KiB zero buffer: its write fallback loops */
+#define UNMAP_OFF (320u << 10)
+#define UNMAP_LEN (128u << 10)
+
+/* What the kernel says to an unmap of the range, asked directly, behind the library. */
+static int
+kernel_unmap(const char *path, bool blockdev, uint64_t off, uint64_t len)
+{
+	uint64_t range[2] = { off, len };
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int rc;
+
+	assert_true(fd >= 0);
+	if (blockdev)
+		rc = ioctl(fd, BLKDISCARD, range);
+	else
+		rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+	rc = rc < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/* @got must equal @want except for [off, off + len), which must be zeroes. */
+static void
+expect_zeroed(const unsigned char *got, const unsigned char *want, size_t size, size_t off, size_t len,
+	      const char *what)
+{
+	size_t i;
+
+	for (i = 0; i < size; i++) {
+		bool inside = i >= off && i < off + len;
+
+		if (inside ? got[i] != 0 : got[i] != want[i]) {
+			print_error("%s: byte %zu (%s the range [%zu, %zu)) is 0x%02x, expected 0x%02x\n", what, i,
+				    inside ? "inside" : "outside", off, off + len, got[i], inside ? 0 : want[i]);
+			fail();
+		}
+	}
+}
+
+static void
+read_region(struct feat *f, unsigned char *rd)
+{
+	memset(rd, 0xa5, REGION);
+	assert_int_equal(tc_sync_read(f->group, f->ch, rd, 0, REGION / f->bs), 0);
+}
+
+static long long
+allocated_blocks(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (long long)st.st_blocks;
+}
+
+static uint64_t
+byte_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static void
+check_target(enum feat_kind kind)
+{
+	bool blockdev = feat_kind_is_blockdev(kind);
+	struct feat_log log = { 0 };
+	struct tc_result r = { 0, 0 };
+	unsigned char *pat, *rd;
+	char path[256];
+	struct feat f;
+	uint64_t nblocks, size_before;
+	long long before;
+	bool unmap;
+	int rc, i;
+
+	rc = feat_make_target(kind, TARGET_BYTES, path, sizeof(path));
+	if (rc == -EPERM) {
+		print_message("SKIP %s: needs root\n", feat_kind_name(kind));
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	aioblk_set_log_fn(feat_log_fn, &log);
+	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
+	nblocks = aioblk_disk_num_blocks(f.disk);
+	assert_int_equal(REGION % f.bs, 0);
+
+	pat = tc_alloc(4096, REGION);
+	rd = tc_alloc(4096, REGION);
+	assert_non_null(pat);
+	assert_non_null(rd);
+	tc_fill(pat, REGION, 0x2e0 + (uint64_t)kind);
+	assert_int_equal(tc_sync_write(f.group, f.ch, pat, 0, REGION / f.bs), 0);
+	read_region(&f, rd);
+	assert_memory_equal(rd, pat, REGION);
+
+	/* Write zeroes: always possible on a writable disk (writing zeroes is the last fallback). */
+	assert_true(aioblk_disk_supports(f.disk, AIOBLK_IO_WRITE_ZEROES));
+	assert_int_equal(aioblk_write_zeroes(f.ch, ZERO_OFF / f.bs, ZERO_LEN / f.bs, tc_cb, &r), 0);
+	assert_int_equal(feat_poll_count(f.group, &r, 1, NULL, NULL), 0);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.status, 0);
+	read_region(&f, rd);
+	expect_zeroed(rd, pat, REGION, ZERO_OFF, ZERO_LEN, "write-zeroes");
+	memset(pat + ZERO_OFF, 0, ZERO_LEN);
+
+	/* Unmap: supports() must say what the kernel does. */
+	unmap = aioblk_disk_supports(f.disk, AIOBLK_IO_UNMAP);
+	if (blockdev) {
+		long long max = feat_sysfs_ll(path, "queue/discard_max_bytes");
+
+		print_message("%s: discard_max_bytes %lld, supports(UNMAP) %d\n", feat_kind_name(kind), max, unmap);
+		assert_int_equal(unmap, max > 0);
+	}
+	before = blockdev ? 0 : allocated_blocks(path);
+	r = (struct tc_result){ 0, 0 };
+	if (unmap) {
+		assert_int_equal(aioblk_unmap(f.ch, UNMAP_OFF / f.bs, UNMAP_LEN / f.bs, tc_cb, &r), 0);
+		assert_int_equal(feat_poll_count(f.group, &r, 1, NULL, NULL), 0);
+		assert_int_equal(r.count, 1);
+		assert_int_equal(r.status, 0);
+		read_region(&f, rd);
+		expect_zeroed(rd, pat, REGION, UNMAP_OFF, UNMAP_LEN, "unmap");
+		/* A file got a hole: fewer blocks are allocated. */
+		if (!blockdev)
+			assert_true(allocated_blocks(path) < before);
+	} else {
+		assert_int_equal(aioblk_unmap(f.ch, UNMAP_OFF / f.bs, UNMAP_LEN / f.bs, tc_cb, &r), -EOPNOTSUPP);
+		assert_int_equal(feat_poll_some(f.group), 0);
+		assert_int_equal(r.count, 0);
+		read_region(&f, rd);
+		assert_memory_equal(rd, pat, REGION);
+		/* The library said no: the kernel must really refuse, asked directly. */
+		assert_int_equal(kernel_unmap(path, blockdev, UNMAP_OFF, UNMAP_LEN), -EOPNOTSUPP);
+	}
+
+	/* The last blocks: done in place, the size does not change. */
+	size_before = blockdev ? 0 : byte_size(path);
+	r = (struct tc_result){ 0, 0 };
+	assert_int_equal(aioblk_write_zeroes(f.ch, nblocks - 2, 2, tc_cb, &r), 0);
+	if (unmap)
+		assert_int_equal(aioblk_unmap(f.ch, nblocks - 1, 1, tc_cb, &r), 0);
+	assert_int_equal(feat_poll_count(f.group, &r, unmap ? 2 : 1, NULL, NULL), 0);
+	assert_int_equal(r.status, 0);
+	if (!blockdev)
+		assert_int_equal(byte_size(path), size_before);
+	assert_int_equal(aioblk_disk_num_blocks(f.disk), nblocks);
+
+	/* Ranges are checked like any I/O; refused calls never call back. */
+	r = (struct tc_result){ 0, 0 };
+	assert_int_equal(aioblk_write_zeroes(f.ch, nblocks - 1, 2, tc_cb, &r), -EINVAL);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 0, tc_cb, &r), -EINVAL);
+	assert_int_equal(aioblk_write_zeroes(f.ch, UINT64_MAX, 2, tc_cb, &r), -EINVAL);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 1, NULL, &r), -EINVAL);
+	assert_int_equal(aioblk_write_zeroes(NULL, 0, 1, tc_cb, &r), -EINVAL);
+	if (unmap) {
+		assert_int_equal(aioblk_unmap(f.ch, nblocks, 1, tc_cb, &r), -EINVAL);
+		assert_int_equal(aioblk_unmap(f.ch, 0, 0, tc_cb, &r), -EINVAL);
+	}
+	assert_int_equal(feat_poll_some(f.group), 0);
+	assert_int_equal(r.count, 0);
+
+	for (i = 0; i < log.n; i++)
+		print_message("%s: log %d: %s\n", feat_kind_name(kind), log.level[i], log.msg[i]);
+	aioblk_set_log_fn(NULL, NULL);
+	feat_close(&f);
+	free(pat);
+	free(rd);
+}
+
+static void
+test_ext4_file(void **state)
+{
+	(void)state;
+	check_target(FEAT_EXT4_FILE);
+}
+
+/* tmpfs refuses FALLOC_FL_ZERO_RANGE on this kernel: the fallback must still give zeroes. */
+static void
+test_tmpfs_file(void **state)
+{
+	(void)state;
+	check_target(FEAT_TMPFS_FILE);
+}
+
+/* ramfs has neither O_DIRECT nor fallocate: unmap unsupported, zeroes written. */
+static void
+test_ramfs_file(void **state)
+{
+	(void)state;
+	check_target(FEAT_RAMFS_FILE);
+}
+
+static void
+test_loop_512(void **state)
+{
+	(void)state;
+	check_target(FEAT_LOOP_512);
+}
+
+static void
+test_loop_4096(void **state)
+{
+	(void)state;
+	check_target(FEAT_LOOP_4096);
+}
+
+/* A loop device over a file that cannot punch holes has no discard. */
+static void
+test_loop_ramfs(void **state)
+{
+	(void)state;
+	check_target(FEAT_LOOP_RAMFS);
+}
+
+static void
+test_zram(void **state)
+{
+	(void)state;
+	check_target(FEAT_ZRAM);
+}
+
+/* The fallbacks of write-zeroes on tmpfs are taken and said (with the disk's name). */
+static void
+test_tmpfs_fallback_logged(void **state)
+{
+	struct aioblk_disk_opts opts = { .name = "tmpfs-zero-disk" };
+	struct feat_log log = { 0 };
+	struct tc_result r = { 0, 0 };
+	char path[256];
+	struct feat f;
+	int rc;
+
+	(void)state;
+	rc = feat_make_target(FEAT_TMPFS_FILE, TARGET_BYTES, path, sizeof(path));
+	if (rc == -EPERM)
+		skip();
+	assert_int_equal(rc, 0);
+	/* The kernel's answer, asked directly: does tmpfs take ZERO_RANGE here? */
+	{
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+
+		assert_true(fd >= 0);
+		rc = fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 4096) < 0 ? -errno : 0;
+		close(fd);
+	}
+	print_message("tmpfs FALLOC_FL_ZERO_RANGE: %d\n", rc);
+	aioblk_set_log_fn(feat_log_fn, &log);
+	assert_int_equal(feat_open(&f, path, &opts, NULL, 0), 0);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 8, tc_cb, &r), 0);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 8, 8, tc_cb, &r), 0);
+	assert_int_equal(feat_poll_count(f.group, &r, 2, NULL, NULL), 0);
+	assert_int_equal(r.status, 0);
+	if (rc == -EOPNOTSUPP)
+		assert_true(feat_log_find(&log, "tmpfs-zero-disk", "ZERO_RANGE") >= 0);
+	else
+		assert_int_equal(feat_log_find(&log, "tmpfs-zero-disk", "ZERO_RANGE"), -1);
+	aioblk_set_log_fn(NULL, NULL);
+	feat_close(&f);
+}
+
+static void
+test_readonly(void **state)
+{
+	struct aioblk_disk_opts opts = { .flags = AIOBLK_DISK_READONLY };
+	struct tc_result r = { 0, 0 };
+	char path[256];
+	struct feat f;
+
+	(void)state;
+	assert_int_equal(tc_make_file(NULL, TARGET_BYTES, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, &opts, NULL, 0), 0);
+	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_WRITE_ZEROES));
+	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_UNMAP));
+	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_WRITE));
+	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_FUA_WRITE));
+	assert_true(aioblk_disk_supports(f.disk, AIOBLK_IO_READ));
+	assert_true(aioblk_disk_supports(f.disk, AIOBLK_IO_FLUSH));
+	assert_true(aioblk_disk_supports(f.disk, AIOBLK_IO_RESET));
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 8, tc_cb, &r), -EROFS);
+	assert_int_equal(aioblk_unmap(f.ch, 0, 8, tc_cb, &r), -EROFS);
+	assert_int_equal(feat_poll_some(f.group), 0);
+	assert_int_equal(r.count, 0);
+	feat_close(&f);
+}
+
+/* A read-only block device too (no probe ran at open). */
+static void
+test_readonly_loop(void **state)
+{
+	struct aioblk_disk_opts opts = { .flags = AIOBLK_DISK_READONLY };
+	struct tc_result r = { 0, 0 };
+	char path[256];
+	struct feat f;
+	int rc;
+
+	(void)state;
+	rc = feat_make_target(FEAT_LOOP_4096, TARGET_BYTES, path, sizeof(path));
+	if (rc == -EPERM)
+		skip();
+	assert_int_equal(rc, 0);
+	assert_int_equal(feat_open(&f, path, &opts, NULL, 0), 0);
+	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_UNMAP));
+	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_WRITE_ZEROES));
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 1, tc_cb, &r), -EROFS);
+	assert_int_equal(aioblk_unmap(f.ch, 0, 1, tc_cb, &r), -EROFS);
+	assert_int_equal(feat_poll_some(f.group), 0);
+	assert_int_equal(r.count, 0);
+	feat_close(&f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ext4_file),
+		cmocka_unit_test(test_tmpfs_file),
+		cmocka_unit_test(test_ramfs_file),
+		cmocka_unit_test(test_loop_512),
+		cmocka_unit_test(test_loop_4096),
+		cmocka_unit_test(test_loop_ramfs),
+		cmocka_unit_test(test_zram),
+		cmocka_unit_test(test_tmpfs_fallback_logged),
+		cmocka_unit_test(test_readonly),
+		cmocka_unit_test(test_readonly_loop),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
