@@ -287,8 +287,13 @@ aioblk_disk_supports(const struct aioblk_disk *disk, enum aioblk_io_type type)
 	case AIOBLK_IO_RESET:
 		return true;
 	case AIOBLK_IO_WRITE:
-	case AIOBLK_IO_FUA_WRITE:
 		return !disk->readonly;
+	case AIOBLK_IO_FUA_WRITE:
+#ifdef AIOBLK_HAVE_RW_FLAGS
+		return !disk->readonly;
+#else
+		return false; /* no aio_rw_flags for RWF_DSYNC in this libaio */
+#endif
 	case AIOBLK_IO_WRITE_ZEROES:
 		/* Writing zeroes is the last fallback, so any writable disk can. */
 		return !disk->readonly;

@@ -237,6 +237,9 @@ aioblk_group_submit(struct aioblk_group *group)
 	if (!group)
 		return -EINVAL;
 	taken = submit_all(group);
+	/* Requests the kernel refused or deferred with nothing in flight: no completion will wake the loop. */
+	if (group->efd >= 0 && !group->in_poll && group_needs_kick(group, false))
+		group_kick(group);
 	return taken;
 }
 

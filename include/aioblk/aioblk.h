@@ -122,24 +122,53 @@ int aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, stru
  *
  * Thread: any, but no other call may use the disk at the same time.
  *
+ * @param disk the disk to close.
  * @return 0, -EINVAL for NULL, or -EBUSY while the disk has channels (nothing
  *         is closed then).
  */
 int aioblk_disk_close(struct aioblk_disk *disk);
 
-/** The disk's name (the path unless a name was given). Thread: any. */
+/**
+ * The disk's name (the path unless a name was given). Thread: any.
+ * @param disk the disk.
+ * @return the name, valid until aioblk_disk_close(); NULL for a NULL disk.
+ */
 const char *aioblk_disk_name(const struct aioblk_disk *disk);
-/** The path the disk was opened with. Thread: any. */
+/**
+ * The path the disk was opened with. Thread: any.
+ * @param disk the disk.
+ * @return the path, valid until aioblk_disk_close(); NULL for a NULL disk.
+ */
 const char *aioblk_disk_path(const struct aioblk_disk *disk);
-/** Block size in bytes: the unit of every offset and length. Thread: any. */
+/**
+ * Block size in bytes: the unit of every offset and length. Thread: any.
+ * @param disk the disk.
+ * @return the block size (a power of two, >= 512); 0 for a NULL disk.
+ */
 uint32_t aioblk_disk_block_size(const struct aioblk_disk *disk);
-/** Number of blocks (changes only through aioblk_disk_rescan()). Thread: any. */
+/**
+ * Number of blocks (changes only through aioblk_disk_rescan()). Thread: any.
+ * @param disk the disk.
+ * @return the size in blocks; 0 for a NULL disk.
+ */
 uint64_t aioblk_disk_num_blocks(const struct aioblk_disk *disk);
-/** Alignment in bytes that buffers (address and length of every iovec) need; 1 for buffered disks. Thread: any. */
+/**
+ * Alignment in bytes that buffers (address and length of every iovec) need; 1 for buffered disks. Thread: any.
+ * @param disk the disk.
+ * @return the alignment in bytes; 0 for a NULL disk.
+ */
 size_t aioblk_disk_buf_align(const struct aioblk_disk *disk);
-/** Whether the disk was opened O_DIRECT. Thread: any. */
+/**
+ * Whether the disk was opened O_DIRECT. Thread: any.
+ * @param disk the disk.
+ * @return true when it was; false when it uses the page cache, or for a NULL disk.
+ */
 bool aioblk_disk_is_direct(const struct aioblk_disk *disk);
-/** Whether the disk is read-only. Thread: any. */
+/**
+ * Whether the disk is read-only. Thread: any.
+ * @param disk the disk.
+ * @return true when opened with AIOBLK_DISK_READONLY; false otherwise or for a NULL disk.
+ */
 bool aioblk_disk_is_readonly(const struct aioblk_disk *disk);
 
 /** Request types, for aioblk_disk_supports(). */
@@ -158,6 +187,10 @@ enum aioblk_io_type {
  * supported; write types are not on a read-only disk; write-zeroes and unmap
  * depend on what the file system or device accepted when probed at open.
  * Thread: any.
+ *
+ * @param disk the disk.
+ * @param type the request type.
+ * @return whether requests of @p type are accepted; false for a NULL disk or an unknown type.
  */
 bool aioblk_disk_supports(const struct aioblk_disk *disk, enum aioblk_io_type type);
 
@@ -170,6 +203,7 @@ bool aioblk_disk_supports(const struct aioblk_disk *disk, enum aioblk_io_type ty
  *
  * Thread: any.
  *
+ * @param disk the disk.
  * @return 0 on success; -EINVAL for NULL or a new size that is not a
  *         multiple of the block size (the old size stays); -ENODEV when a
  *         block device reads a size of zero; other -errno from the kernel.
@@ -184,7 +218,11 @@ int aioblk_disk_rescan(struct aioblk_disk *disk);
  * snprintf semantics: at most @p len bytes including the terminating NUL are
  * written; the return is the full length the JSON needs (without the NUL).
  *
- * @return the length, or -EINVAL for a NULL disk or a NULL buf with len > 0.
+ * @param disk the disk.
+ * @param buf  where the JSON is written (may be NULL when @p len is 0).
+ * @param len  size of @p buf in bytes.
+ * @return the length, or -EINVAL for a NULL disk or a NULL buf with len > 0,
+ *         or -EOVERFLOW when the length does not fit in an int.
  */
 int aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t len);
 
@@ -204,6 +242,8 @@ int aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t le
  *
  * Thread: any; the group then belongs to the caller.
  *
+ * @param flags  0 or AIOBLK_GROUP_EVENTFD.
+ * @param groupp where the new group is stored on success.
  * @return 0, -EINVAL (NULL groupp, unknown flags), -ENOMEM, or an eventfd
  *         error (-EMFILE, -ENFILE).
  */
@@ -212,6 +252,7 @@ int aioblk_group_create(uint32_t flags, struct aioblk_group **groupp);
 /**
  * Destroy an empty group.
  *
+ * @param group the group.
  * @return 0, -EINVAL for NULL, -EBUSY while it has channels or from one of
  *         its callbacks.
  */
@@ -223,6 +264,7 @@ int aioblk_group_destroy(struct aioblk_group *group);
  * Makes no system call when nothing is queued and nothing completed (in
  * eventfd mode, the eventfd is read only after completions were found).
  *
+ * @param group the group.
  * @param max_completions stop after this many callbacks; 0: no limit. In
  *        eventfd mode the fd is made readable again when completions remain.
  * @return the number of callbacks run; -EINVAL for NULL; -EBUSY from a
@@ -234,6 +276,7 @@ int aioblk_group_poll(struct aioblk_group *group, unsigned max_completions);
  * Hand every queued request of the group to the kernel now, without
  * reaping.
  *
+ * @param group the group.
  * @return the number of requests the kernel took; -EINVAL for NULL.
  *         Requests the kernel refused with EAGAIN stay queued for the next
  *         poll; a request the kernel refused with another error completes
@@ -246,11 +289,13 @@ int aioblk_group_submit(struct aioblk_group *group);
  * passed. In eventfd mode it sleeps in poll(2) on the eventfd; otherwise it
  * busy-polls.
  *
+ * @param group the group.
  * @param timeout_ms -1: no timeout; 0: poll once.
  * @return callbacks run (> 0), 0 on timeout or at once when the group has
  *         nothing outstanding (nothing could complete), -EINVAL for NULL, -EBUSY from a
- *         callback of the group, or an error of poll(2) / read(2) on the
- *         eventfd (-EINTR is retried inside).
+ *         callback of the group, or an error of poll(2) on the eventfd
+ *         (-EINTR is retried inside; a failed read of the eventfd is
+ *         logged and the wait goes on).
  */
 int aioblk_group_wait(struct aioblk_group *group, int timeout_ms);
 
@@ -258,6 +303,7 @@ int aioblk_group_wait(struct aioblk_group *group, int timeout_ms);
  * The group's eventfd, for epoll and other event loops. It is readable when
  * the group should be polled. Do not read or close it yourself.
  *
+ * @param group the group.
  * @return the fd, or -EINVAL for NULL or a group without AIOBLK_GROUP_EVENTFD.
  */
 int aioblk_group_fd(const struct aioblk_group *group);
@@ -273,7 +319,7 @@ struct aioblk_channel_opts {
 	 * through one (preallocated, aligned); -EAGAIN when all are busy.
 	 */
 	unsigned bounce_buffers;
-	/** Size of each bounce buffer in bytes (rounded up to the block size); 0: 128 KiB. Larger requests are refused with -EINVAL. */
+	/** Size of each bounce buffer in bytes (rounded up to the block size); 0: 128 KiB. An unaligned request larger than this is refused with -EINVAL; aligned requests never use bounce buffers. */
 	size_t bounce_buffer_size;
 };
 
@@ -284,7 +330,10 @@ struct aioblk_channel_opts {
  * Thread: the group's thread. Channels of one disk may be created and
  * destroyed from different threads (different groups) at once.
  *
+ * @param group the group the channel belongs to.
+ * @param disk the disk it does I/O on.
  * @param queue_depth most requests outstanding at once; 0: 128; at most 65536.
+ * @param chp where the new channel is stored on success.
  * @return 0; -EINVAL (NULL argument, queue depth too large); -EBUSY from a
  *         callback of the group; -ENOMEM; -EAGAIN when the system-wide AIO
  *         limit (sysctl fs.aio-max-nr) is reached; other -errno of io_setup.
@@ -292,7 +341,17 @@ struct aioblk_channel_opts {
 int aioblk_channel_create(struct aioblk_group *group, struct aioblk_disk *disk, unsigned queue_depth,
 			  struct aioblk_channel **chp);
 
-/** aioblk_channel_create() with options (bounce buffers). Same errors; -EINVAL for bounce buffers larger than 1 GiB. */
+/**
+ * aioblk_channel_create() with options (bounce buffers).
+ *
+ * @param group the group the channel belongs to.
+ * @param disk the disk it does I/O on.
+ * @param opts options, or NULL for the defaults.
+ * @param chp where the new channel is stored on success.
+ * @return the same as aioblk_channel_create(); also -EINVAL for more than
+ *         65536 bounce buffers, a bounce buffer larger than 1 GiB or more
+ *         than 4 GiB of them in all.
+ */
 int aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk,
 			      const struct aioblk_channel_opts *opts, struct aioblk_channel **chp);
 
@@ -300,12 +359,18 @@ int aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *di
  * Destroy a channel. io_destroy(2) would wait uninterruptibly for requests
  * in flight, so a channel with outstanding requests is not destroyed.
  *
+ * @param ch the channel.
  * @return 0; -EINVAL for NULL; -EBUSY while requests are outstanding or from
  *         a callback of its group.
  */
 int aioblk_channel_destroy(struct aioblk_channel *ch);
 
-/** Requests accepted on the channel whose callbacks have not run yet. */
+/**
+ * Requests accepted on the channel whose callbacks have not run yet.
+ *
+ * @param ch the channel.
+ * @return the count; 0 for a NULL channel.
+ */
 unsigned aioblk_channel_inflight(const struct aioblk_channel *ch);
 
 /** Per-channel counters (aioblk_channel_get_stats()). Counted on the channel's thread. */
@@ -324,7 +389,13 @@ struct aioblk_channel_stats {
 	uint64_t busy_polls;      /**< polls of the channel that found work */
 };
 
-/** Copy the channel's counters. @return 0, or -EINVAL for NULL. */
+/**
+ * Copy the channel's counters.
+ *
+ * @param ch the channel.
+ * @param stats where the counters are copied.
+ * @return 0, or -EINVAL for a NULL @p ch or @p stats.
+ */
 int aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_channel_stats *stats);
 
 /**
@@ -345,7 +416,9 @@ int aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_chan
  * - -EAGAIN: the channel already has queue_depth requests outstanding (or
  *   all bounce buffers are busy); poll, then try again.
  * - -ENODEV: the disk's device is gone (see aioblk_disk_rescan()).
- * - -EOPNOTSUPP: write-zeroes or unmap that the disk does not support.
+ * - -EOPNOTSUPP: an unmap the disk does not support (see
+ *   aioblk_disk_supports()); AIOBLK_WRITE_FUA in a build whose libaio lacks
+ *   aio_rw_flags.
  *
  * A callback receives 0 or a negative errno: what the kernel reported
  * (-EIO, -ENOSPC, ...), -EIO for a transfer that stopped without progress
@@ -353,19 +426,78 @@ int aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_chan
  * failed because the block device is gone (its size reads 0).
  */
 /**@{*/
+/**
+ * Read blocks into iovecs.
+ *
+ * @param ch the channel.
+ * @param iov the iovecs; their lengths add up to num_blocks blocks.
+ * @param iovcnt number of iovecs, 1 to IOV_MAX.
+ * @param offset_blocks first block.
+ * @param num_blocks number of blocks, > 0.
+ * @param cb the callback, run once from a poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted, or a negative errno (see above) when refused.
+ */
 int aioblk_readv(struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
 		 uint64_t num_blocks, aioblk_cb cb, void *cb_arg);
+/**
+ * Write blocks from iovecs.
+ *
+ * @param ch the channel.
+ * @param iov the iovecs; their lengths add up to num_blocks blocks.
+ * @param iovcnt number of iovecs, 1 to IOV_MAX.
+ * @param offset_blocks first block.
+ * @param num_blocks number of blocks, > 0.
+ * @param cb the callback, run once from a poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted, or a negative errno (see above) when refused.
+ */
 int aioblk_writev(struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
 		  uint64_t num_blocks, aioblk_cb cb, void *cb_arg);
+/**
+ * Read blocks into one buffer.
+ *
+ * @param ch the channel.
+ * @param buf one buffer of num_blocks blocks.
+ * @param offset_blocks first block.
+ * @param num_blocks number of blocks, > 0.
+ * @param cb the callback, run once from a poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted, or a negative errno (see above) when refused.
+ */
 int aioblk_read(struct aioblk_channel *ch, void *buf, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
 		void *cb_arg);
+/**
+ * Write blocks from one buffer.
+ *
+ * @param ch the channel.
+ * @param buf one buffer of num_blocks blocks.
+ * @param offset_blocks first block.
+ * @param num_blocks number of blocks, > 0.
+ * @param cb the callback, run once from a poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted, or a negative errno (see above) when refused.
+ */
 int aioblk_write(struct aioblk_channel *ch, const void *buf, uint64_t offset_blocks, uint64_t num_blocks,
 		 aioblk_cb cb, void *cb_arg);
 
 /** Write flag: force unit access (RWF_DSYNC): the data is durable when the callback runs. */
 #define AIOBLK_WRITE_FUA (1u << 0)
 
-/** aioblk_writev() with AIOBLK_WRITE_* flags. */
+/**
+ * aioblk_writev() with AIOBLK_WRITE_* flags.
+ *
+ * @param ch the channel.
+ * @param iov the iovecs; their lengths add up to num_blocks blocks.
+ * @param iovcnt number of iovecs, 1 to IOV_MAX.
+ * @param offset_blocks first block.
+ * @param num_blocks number of blocks, > 0.
+ * @param io_flags 0 or AIOBLK_WRITE_FUA.
+ * @param cb the callback, run once from a poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted, or a negative errno (see above) when refused;
+ *         -EOPNOTSUPP for AIOBLK_WRITE_FUA in a build without aio_rw_flags.
+ */
 int aioblk_writev_ext(struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
 		      uint64_t num_blocks, uint32_t io_flags, aioblk_cb cb, void *cb_arg);
 
@@ -374,6 +506,12 @@ int aioblk_writev_ext(struct aioblk_channel *ch, const struct iovec *iov, int io
  * before the flush was issued is durable (fdatasync semantics). Sent to the
  * kernel as an asynchronous IOCB_CMD_FDSYNC; where the kernel refuses that
  * for the disk, fdatasync(2) runs inside a later poll instead.
+ *
+ * @param ch the channel.
+ * @param cb the callback, run once from a poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted; -EINVAL (NULL @p ch or @p cb), -EAGAIN (queue
+ *         full) or -ENODEV (device gone) when refused.
  */
 int aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
 
@@ -383,6 +521,12 @@ int aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
  * has completed. Requests issued afterwards do not delay it. The callback
  * runs from a poll of this channel's group, so that group must be polled;
  * the other groups must be polled for their requests to complete.
+ *
+ * @param ch the channel.
+ * @param cb the callback, run once from a poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted (the callback gets status 0); -EINVAL (NULL @p ch
+ *         or @p cb) or -EAGAIN (queue full) when refused.
  */
 int aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
 
@@ -391,6 +535,14 @@ int aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
  * BLKZEROOUT on block devices, falling back to writing zeroes where the
  * disk refuses. This call blocks in the kernel for the time the operation
  * takes; the callback runs from a later poll.
+ *
+ * @param ch the channel.
+ * @param offset_blocks first block.
+ * @param num_blocks number of blocks, > 0.
+ * @param cb the callback, run once from a later poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted; -EINVAL, -EROFS, -EAGAIN or -ENODEV as for
+ *         writes when refused.
  */
 int aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
 			void *cb_arg);
@@ -400,6 +552,14 @@ int aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint6
  * FALLOC_FL_KEEP_SIZE) on files, BLKDISCARD on block devices. Reads of an
  * unmapped range return zeroes on files; on devices what the device says.
  * This call blocks in the kernel; the callback runs from a later poll.
+ *
+ * @param ch the channel.
+ * @param offset_blocks first block.
+ * @param num_blocks number of blocks, > 0.
+ * @param cb the callback, run once from a later poll of the channel's group.
+ * @param cb_arg passed to @p cb.
+ * @return 0 when accepted; -EINVAL, -EROFS, -EAGAIN or -ENODEV as for
+ *         writes, or -EOPNOTSUPP when the disk cannot unmap.
  */
 int aioblk_unmap(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
 		 void *cb_arg);
@@ -418,11 +578,22 @@ typedef void (*aioblk_log_fn)(int level, const char *msg, void *arg);
 /**
  * Send diagnostics to @p fn (NULL: silence, the default). The library prints
  * nothing by itself. Call before other threads use the library.
+ *
+ * @p fn may be called from any thread that calls into the library, possibly
+ * with internal locks held: it must return quickly and must not call aioblk
+ * functions.
+ *
+ * @param fn  the log function, or NULL.
+ * @param arg passed to @p fn.
  */
 void aioblk_set_log_fn(aioblk_log_fn fn, void *arg);
 /**@}*/
 
-/** The library's version as "MAJOR.MINOR.MICRO". */
+/**
+ * The library's version.
+ *
+ * @return "MAJOR.MINOR.MICRO" of the library in use, in static storage.
+ */
 const char *aioblk_version(void);
 
 #ifdef __cplusplus
