@@ -138,6 +138,18 @@ def main():
         out.append(f"| 4 KiB randread 1 thread x QD32 (same rounds as 2 threads) | IOPS | {fmt_iops(one)} "
                    f"| | | | 2 threads ÷ 1 thread: {fmt_ratio(scale)} | | |")
     out.append("")
+        # Scaling needs a second CPU to itself: show how much CPU the threads got and what it bought.
+        out.append("Scaling, aioblk-perf 4 KiB randread QD32 per thread (CPU seconds are the worker threads' "
+                   "user+sys over the measured run):\n")
+        out.append("| threads | IOPS | CPU seconds | IOPS per CPU-second |")
+        out.append("|---|---:|---:|---:|")
+        for tool, n in (("aioblk-1thread", 1), ("aioblk", 2)):
+            rounds = t2[tool].values()
+            iops = med([m["iops"] for m in rounds])
+            cpu = med([m["cpu_s"] for m in rounds])
+            eff = med([m["ios"] / m["cpu_s"] if m["cpu_s"] else None for m in rounds])
+            out.append(f"| {n} | {fmt_iops(iops)} | {cpu:.2f} | {fmt_iops(eff)} |")
+        out.append("")
 
     inter = [c for c in ("interrupt-qd1", "interrupt-qd32") if c in cases]
     if inter:

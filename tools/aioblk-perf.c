@@ -581,10 +581,16 @@ poll_once(struct worker *w)
 {
 	int n;
 
+	/*
+	 * A limit of one completion per request keeps a poll finite: without
+	 * one, a device that completes inside io_submit (zram) can keep a poll
+	 * reaping forever once callbacks refill a whole batch (iodepth >= 128).
+	 * aioblk_group_wait takes no limit (see tests/perf/test_poll_bound.c).
+	 */
 	if (w->run->o->interrupt)
 		n = aioblk_group_wait(w->group, 100);
 	else
-		n = aioblk_group_poll(w->group, 0);
+		n = aioblk_group_poll(w->group, w->nios);
 	w->now_valid = false;
 	return n;
 }
