@@ -411,14 +411,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_refused_without_ext4),
-		cmocka_unit_test(test_refused_without_loop),
-		cmocka_unit_test(test_roundtrip_ext4),
-		cmocka_unit_test(test_roundtrip_loop),
-		cmocka_unit_test(test_eagain_when_busy),
-		cmocka_unit_test(test_too_large),
-		cmocka_unit_test(test_create_ext_limits),
-		cmocka_unit_test(test_failed_read_returns_buffer),
+		cmocka_unit_test(test_refused_without_ext4), cmocka_unit_test(test_refused_without_loop),
+		cmocka_unit_test(test_roundtrip_ext4),       cmocka_unit_test(test_roundtrip_loop),
+		cmocka_unit_test(test_eagain_when_busy),     cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_create_ext_limits),    cmocka_unit_test(test_failed_read_returns_buffer),
 		cmocka_unit_test(test_buffered_needs_none),
 	};
 

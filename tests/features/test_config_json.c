@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -236,6 +237,64 @@ test_snprintf(void **state)
 	assert_int_equal(aioblk_disk_close(disk), 0);
 }
 
+/* Whether @s is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+static bool
+valid_utf8(const unsigned char *s)
+{
+	while (*s) {
+		unsigned c = *s++, n, cp, i;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		for (i = 0; i < n; i++, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*s & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * JSON text is UTF-8 (RFC 8259), and SPDK's parser checks it. A name that
+ * is not UTF-8 (Linux names are bytes) must not produce invalid JSON:
+ * either the call refuses it or the output is still valid UTF-8.
+ */
+static void
+test_invalid_utf8(void **state)
+{
+	static const char *const bad[] = { "bad\xff\xfe", "half\xc3", "overlong\xc0\xaf", "surrogate\xed\xa0\x80" };
+	struct aioblk_disk *disk;
+	char path[256], buf[1024];
+	size_t i;
+	int rc;
+
+	(void)state;
+	assert_int_equal(tc_make_file(NULL, MIB, path, sizeof(path)), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct aioblk_disk_opts opts = { .name = bad[i] };
+
+		assert_int_equal(aioblk_disk_open(path, &opts, &disk), 0);
+		rc = aioblk_disk_config_json(disk, buf, sizeof(buf));
+		print_message("name %zu: rc %d, output %s\n", i, rc,
+			      rc >= 0 && valid_utf8((const unsigned char *)buf) ? "valid UTF-8" : "NOT valid UTF-8");
+		if (rc >= 0)
+			assert_true(valid_utf8((const unsigned char *)buf));
+		assert_int_equal(aioblk_disk_close(disk), 0);
+	}
+}
+
 /* A block device: the device path, no block_size unless given. */
 static void
 test_blockdev(void **state)
@@ -264,11 +323,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_format_default),
-		cmocka_unit_test(test_format_given),
-		cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_snprintf),
-		cmocka_unit_test(test_blockdev),
+		cmocka_unit_test(test_format_default), cmocka_unit_test(test_format_given),
+		cmocka_unit_test(test_escaping),       cmocka_unit_test(test_snprintf),
+		cmocka_unit_test(test_invalid_utf8),   cmocka_unit_test(test_blockdev),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,10 +24,10 @@
 
 #define CHUNK (256u << 10)
 
-static bool size_zero;          /* the device "is gone": its size reads 0 */
+static bool size_zero; /* the device "is gone": its size reads 0 */
 static int size_calls;
-static bool detected;           /* set by the test once the library has marked the disk lost */
-static int submitted_after;     /* iocbs the kernel took after that */
+static bool detected;       /* set by the test once the library has marked the disk lost */
+static int submitted_after; /* iocbs the kernel took after that */
 
 int __real_aioblk_sys_blkdev_size(int fd, uint64_t *bytes);
 int __wrap_aioblk_sys_blkdev_size(int fd, uint64_t *bytes);
@@ -246,8 +246,8 @@ test_queued_after_loss(void **state)
 	assert_true(first.status == -EIO || first.status == -ENODEV);
 	assert_int_equal(feat_poll_count(e->f.group, &qr, 1, NULL, NULL), 0);
 	assert_int_equal(feat_poll_count(e->f.group, &qw, 1, NULL, NULL), 0);
-	print_message("queued at loss: read %d, write %d; iocbs sent to the kernel after detection: %d\n",
-		      qr.status, qw.status, submitted_after);
+	print_message("queued at loss: read %d, write %d; iocbs sent to the kernel after detection: %d\n", qr.status,
+		      qw.status, submitted_after);
 	assert_int_equal(qr.count, 1);
 	assert_int_equal(qw.count, 1);
 	assert_int_equal(qr.status, -ENODEV);
@@ -292,6 +292,39 @@ test_in_kernel_after_loss(void **state)
 		free(bufs[i]);
 }
 
+/*
+ * After the loss, the size reads non-zero again (a device that came back on
+ * the same node). Whatever rescan decides, it must agree with the I/O
+ * calls: 0 means the disk is usable again, -ENODEV means it stays lost.
+ */
+static void
+test_rescan_after_loss(void **state)
+{
+	struct env *e = env_or_skip(state);
+	struct tc_result r = { 0, 0 };
+	void *buf = tc_alloc(4096, CHUNK);
+	int rc, io;
+
+	size_zero = true;
+	assert_int_equal(failing_write(e, &r), 0);
+	assert_int_equal(feat_poll_count(e->f.group, &r, 1, NULL, NULL), 0);
+	assert_int_equal(aioblk_disk_rescan(e->f.disk), -ENODEV);
+	size_zero = false;
+	rc = aioblk_disk_rescan(e->f.disk);
+	r = (struct tc_result){ 0, 0 };
+	io = aioblk_read(e->f.ch, buf, 0, 1, tc_cb, &r);
+	print_message("size back: rescan %d, new read %d\n", rc, io);
+	if (io == 0)
+		assert_int_equal(feat_poll_count(e->f.group, &r, 1, NULL, NULL), 0);
+	if (rc == 0)
+		assert_int_equal(io, 0);
+	else
+		assert_int_equal(rc, -ENODEV);
+	if (rc == -ENODEV)
+		assert_int_equal(io, -ENODEV);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -300,6 +333,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_new_io_after_loss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queued_after_loss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_kernel_after_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rescan_after_loss, setup, teardown),
 	};
 
 	if (!tc_is_root()) {

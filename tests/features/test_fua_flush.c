@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/uio.h>
 
 #include <cmocka.h>
@@ -41,8 +42,8 @@ struct seen {
 };
 static struct seen seen[1024];
 static int nseen;
-static int seq;          /* global order of events: submits, fdatasyncs, callbacks */
-static int fail_fdsync;  /* refuse this many FDSYNC iocbs with EINVAL */
+static int seq;         /* global order of events: submits, fdatasyncs, callbacks */
+static int fail_fdsync; /* refuse this many FDSYNC iocbs with EINVAL */
 static int fdatasync_calls;
 static int fdatasync_seq;
 static int fdatasync_fail; /* when non-zero: the next fdatasync returns it */
@@ -519,12 +520,77 @@ test_flush_fallback_error(void **state)
 	feat_close(&f);
 }
 
+static int
+fd_readable(struct aioblk_group *g)
+{
+	struct pollfd pfd = { .fd = aioblk_group_fd(g), .events = POLLIN };
+
+	assert_true(pfd.fd >= 0);
+	return poll(&pfd, 1, 5000);
+}
+
+/*
+ * An event loop sleeping on the group's eventfd learns of flushes that
+ * complete without a kernel event: refused at aioblk_group_submit, refused
+ * inside a poll, and later flushes that go straight to fdatasync.
+ */
+static void
+test_flush_fallback_eventfd(void **state)
+{
+	struct ordered fl = { 0, 0, 0 };
+	char path[256];
+	struct feat f;
+
+	(void)state;
+	assert_int_equal(tc_make_file(NULL, TARGET_BYTES, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, NULL, NULL, AIOBLK_GROUP_EVENTFD), 0);
+	fail_fdsync = 1;
+	assert_int_equal(aioblk_flush(f.ch, ordered_cb, &fl), 0);
+	assert_int_equal(aioblk_group_submit(f.group), 0);
+	assert_int_equal(fail_fdsync, 0);
+	assert_int_equal(fd_readable(f.group), 1);
+	assert_int_equal(aioblk_group_poll(f.group, 0), 1);
+	assert_int_equal(fl.count, 1);
+	assert_int_equal(fl.status, 0);
+	assert_int_equal(fdatasync_calls, 1);
+
+	/* Straight to fdatasync now: aioblk_flush itself must make the fd readable. */
+	assert_int_equal(aioblk_flush(f.ch, ordered_cb, &fl), 0);
+	assert_int_equal(fd_readable(f.group), 1);
+	assert_int_equal(aioblk_group_poll(f.group, 0), 1);
+	assert_int_equal(fl.count, 2);
+	assert_int_equal(fdatasync_calls, 2);
+	feat_close(&f);
+
+	/* Refused inside a poll (a fresh disk: it has not learnt yet). */
+	assert_int_equal(tc_make_file(NULL, TARGET_BYTES, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, NULL, NULL, AIOBLK_GROUP_EVENTFD), 0);
+	fail_fdsync = 1;
+	fl = (struct ordered){ 0, 0, 0 };
+	assert_int_equal(aioblk_flush(f.ch, ordered_cb, &fl), 0);
+	assert_int_equal(aioblk_group_poll(f.group, 0), 0);
+	assert_int_equal(fail_fdsync, 0);
+	assert_int_equal(fd_readable(f.group), 1);
+	assert_int_equal(aioblk_group_poll(f.group, 0), 1);
+	assert_int_equal(fl.count, 1);
+	assert_int_equal(fl.status, 0);
+	feat_close(&f);
+}
+
+static void
+test_fua_ramfs(void **state)
+{
+	(void)state;
+	check_fua(FEAT_RAMFS_FILE);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_fua_ext4, reset_wraps),
 		cmocka_unit_test_setup(test_fua_tmpfs, reset_wraps),
+		cmocka_unit_test_setup(test_fua_ramfs, reset_wraps),
 		cmocka_unit_test_setup(test_fua_loop_4096, reset_wraps),
 		cmocka_unit_test_setup(test_fua_zram, reset_wraps),
 		cmocka_unit_test_setup(test_fua_readonly, reset_wraps),
@@ -535,6 +601,7 @@ main(void)
 		cmocka_unit_test_setup(test_flush_fallback, reset_wraps),
 		cmocka_unit_test_setup(test_flush_fallback_mid_batch, reset_wraps),
 		cmocka_unit_test_setup(test_flush_fallback_error, reset_wraps),
+		cmocka_unit_test_setup(test_flush_fallback_eventfd, reset_wraps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,8 +24,8 @@
 
 #define MIB (1u << 20)
 
-static int submit_calls;  /* io_submit calls made by the library */
-static int submit_taken;  /* iocbs the kernel took */
+static int submit_calls; /* io_submit calls made by the library */
+static int submit_taken; /* iocbs the kernel took */
 static int eagain_once;
 
 int __real_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
@@ -108,15 +108,16 @@ test_counts(void **state)
 
 	st = stats(f.ch);
 	assert_int_equal(st.reads + st.writes + st.flushes + st.other_ops + st.bytes_read + st.bytes_written +
-				 st.errors + st.retries + st.io_submit_calls + st.completions + st.polls + st.busy_polls,
+				 st.errors + st.retries + st.io_submit_calls + st.completions + st.polls +
+				 st.busy_polls,
 			 0);
 
-#define ONE(call)                                                                   \
-	do {                                                                        \
-		assert_int_equal((call), 0);                                        \
-		done++;                                                             \
+#define ONE(call)                                                                       \
+	do {                                                                            \
+		assert_int_equal((call), 0);                                            \
+		done++;                                                                 \
 		assert_int_equal(feat_poll_count(f.group, &r, done, &polls, &busy), 0); \
-		assert_int_equal(r.status, 0);                                      \
+		assert_int_equal(r.status, 0);                                          \
 	} while (0)
 
 	/* 3 writes, 1 FUA write: 4 writes of 8 KiB. */

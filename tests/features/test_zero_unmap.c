@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -155,6 +156,7 @@ check_target(enum feat_kind kind)
 		assert_int_equal(r.status, 0);
 		read_region(&f, rd);
 		expect_zeroed(rd, pat, REGION, UNMAP_OFF, UNMAP_LEN, "unmap");
+		memset(pat + UNMAP_OFF, 0, UNMAP_LEN);
 		/* A file got a hole: fewer blocks are allocated. */
 		if (!blockdev)
 			assert_true(allocated_blocks(path) < before);
@@ -166,6 +168,25 @@ check_target(enum feat_kind kind)
 		assert_memory_equal(rd, pat, REGION);
 		/* The library said no: the kernel must really refuse, asked directly. */
 		assert_int_equal(kernel_unmap(path, blockdev, UNMAP_OFF, UNMAP_LEN), -EOPNOTSUPP);
+	}
+
+	/* Inside one page (512-byte blocks): the rest of the page is kept. */
+	if (f.bs < 4096) {
+		r = (struct tc_result){ 0, 0 };
+		assert_int_equal(aioblk_write_zeroes(f.ch, (40960 + 512) / f.bs, 1024 / f.bs, tc_cb, &r), 0);
+		assert_int_equal(feat_poll_count(f.group, &r, 1, NULL, NULL), 0);
+		assert_int_equal(r.status, 0);
+		read_region(&f, rd);
+		expect_zeroed(rd, pat, REGION, 40960 + 512, 1024, "write-zeroes inside a page");
+		memset(pat + 40960 + 512, 0, 1024);
+		if (unmap) {
+			r = (struct tc_result){ 0, 0 };
+			assert_int_equal(aioblk_unmap(f.ch, (49152 + 1024) / f.bs, 1024 / f.bs, tc_cb, &r), 0);
+			assert_int_equal(feat_poll_count(f.group, &r, 1, NULL, NULL), 0);
+			assert_int_equal(r.status, 0);
+			read_region(&f, rd);
+			expect_zeroed(rd, pat, REGION, 49152 + 1024, 1024, "unmap inside a page");
+		}
 	}
 
 	/* The last blocks: done in place, the size does not change. */
@@ -343,20 +364,94 @@ test_readonly_loop(void **state)
 	feat_close(&f);
 }
 
+/*
+ * Write-zeroes and unmap complete without a kernel event: an event loop
+ * sleeping on the group's eventfd must still be woken for their callbacks.
+ */
+static void
+test_eventfd_wakeup(void **state)
+{
+	struct tc_result r = { 0, 0 };
+	struct pollfd pfd;
+	char path[256];
+	struct feat f;
+
+	(void)state;
+	assert_int_equal(tc_make_file(NULL, TARGET_BYTES, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, NULL, NULL, AIOBLK_GROUP_EVENTFD), 0);
+	pfd = (struct pollfd){ .fd = aioblk_group_fd(f.group), .events = POLLIN };
+	assert_true(pfd.fd >= 0);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 8, tc_cb, &r), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(aioblk_group_poll(f.group, 0), 1);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.status, 0);
+	if (aioblk_disk_supports(f.disk, AIOBLK_IO_UNMAP)) {
+		assert_int_equal(aioblk_unmap(f.ch, 0, 8, tc_cb, &r), 0);
+		assert_int_equal(poll(&pfd, 1, 5000), 1);
+		assert_int_equal(aioblk_group_poll(f.group, 0), 1);
+		assert_int_equal(r.count, 2);
+		assert_int_equal(r.status, 0);
+	}
+	feat_close(&f);
+}
+
+/* A full channel refuses them like any request (-EAGAIN) and calls nothing back. */
+static void
+test_queue_full(void **state)
+{
+	struct aioblk_channel_opts copts = { .queue_depth = 1 };
+	struct tc_result w = { 0, 0 }, never = { 0, 0 };
+	char path[256];
+	struct feat f;
+	void *buf;
+
+	(void)state;
+	assert_int_equal(tc_make_file(NULL, TARGET_BYTES, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, NULL, &copts, 0), 0);
+	buf = tc_alloc(4096, 4096);
+	memset(buf, 1, 4096);
+	assert_int_equal(aioblk_write(f.ch, buf, 0, 4096 / f.bs, tc_cb, &w), 0);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 8, 8, tc_cb, &never), -EAGAIN);
+	if (aioblk_disk_supports(f.disk, AIOBLK_IO_UNMAP))
+		assert_int_equal(aioblk_unmap(f.ch, 8, 8, tc_cb, &never), -EAGAIN);
+	assert_int_equal(feat_poll_count(f.group, &w, 1, NULL, NULL), 0);
+	assert_int_equal(feat_poll_some(f.group), 0);
+	assert_int_equal(never.count, 0);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 8, 8, tc_cb, &w), 0);
+	assert_int_equal(feat_poll_count(f.group, &w, 2, NULL, NULL), 0);
+	assert_int_equal(w.status, 0);
+	feat_close(&f);
+	free(buf);
+}
+
+/* supports() of nothing, and of a type it does not know. */
+static void
+test_supports_args(void **state)
+{
+	char path[256];
+	struct feat f;
+
+	(void)state;
+	assert_false(aioblk_disk_supports(NULL, AIOBLK_IO_READ));
+	assert_int_equal(tc_make_file(NULL, TARGET_BYTES, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
+	assert_false(aioblk_disk_supports(f.disk, (enum aioblk_io_type)99));
+	assert_false(aioblk_disk_supports(f.disk, (enum aioblk_io_type) - 1));
+	feat_close(&f);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ext4_file),
-		cmocka_unit_test(test_tmpfs_file),
-		cmocka_unit_test(test_ramfs_file),
-		cmocka_unit_test(test_loop_512),
-		cmocka_unit_test(test_loop_4096),
-		cmocka_unit_test(test_loop_ramfs),
-		cmocka_unit_test(test_zram),
-		cmocka_unit_test(test_tmpfs_fallback_logged),
-		cmocka_unit_test(test_readonly),
-		cmocka_unit_test(test_readonly_loop),
+		cmocka_unit_test(test_ext4_file),      cmocka_unit_test(test_tmpfs_file),
+		cmocka_unit_test(test_ramfs_file),     cmocka_unit_test(test_loop_512),
+		cmocka_unit_test(test_loop_4096),      cmocka_unit_test(test_loop_ramfs),
+		cmocka_unit_test(test_zram),           cmocka_unit_test(test_tmpfs_fallback_logged),
+		cmocka_unit_test(test_readonly),       cmocka_unit_test(test_readonly_loop),
+		cmocka_unit_test(test_eventfd_wakeup), cmocka_unit_test(test_queue_full),
+		cmocka_unit_test(test_supports_args),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
