@@ -44,6 +44,7 @@ make(uint32_t group_flags, unsigned qd)
 	assert_int_equal(fx_open(&c->fx, FILE_BYTES, 0, group_flags, qd), 0);
 	c->buf = tc_alloc(BS, NBUF * BS);
 	assert_non_null(c->buf);
+	memset(c->buf, 0x5a, NBUF * BS);
 	return c;
 }
 
