@@ -96,9 +96,10 @@ byte_size(const char *path)
 }
 
 static void
-check_target(enum feat_kind kind)
+check_target(enum feat_kind kind, uint32_t flags)
 {
 	bool blockdev = feat_kind_is_blockdev(kind);
+	struct aioblk_disk_opts opts = { 0 };
 	struct feat_log log = { 0 };
 	struct tc_result r = { 0, 0 };
 	unsigned char *pat, *rd;
@@ -116,7 +117,8 @@ check_target(enum feat_kind kind)
 	}
 	assert_int_equal(rc, 0);
 	aioblk_set_log_fn(feat_log_fn, &log);
-	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
+	opts.flags = flags;
+	assert_int_equal(feat_open(&f, path, &opts, NULL, 0), 0);
 	nblocks = aioblk_disk_num_blocks(f.disk);
 	assert_int_equal(REGION % f.bs, 0);
 
@@ -227,7 +229,7 @@ static void
 test_ext4_file(void **state)
 {
 	(void)state;
-	check_target(FEAT_EXT4_FILE);
+	check_target(FEAT_EXT4_FILE, 0);
 }
 
 /* tmpfs refuses FALLOC_FL_ZERO_RANGE on this kernel: the fallback must still give zeroes. */
@@ -235,7 +237,7 @@ static void
 test_tmpfs_file(void **state)
 {
 	(void)state;
-	check_target(FEAT_TMPFS_FILE);
+	check_target(FEAT_TMPFS_FILE, 0);
 }
 
 /* ramfs has neither O_DIRECT nor fallocate: unmap unsupported, zeroes written. */
@@ -243,21 +245,29 @@ static void
 test_ramfs_file(void **state)
 {
 	(void)state;
-	check_target(FEAT_RAMFS_FILE);
+	check_target(FEAT_RAMFS_FILE, 0);
 }
 
 static void
 test_loop_512(void **state)
 {
 	(void)state;
-	check_target(FEAT_LOOP_512);
+	check_target(FEAT_LOOP_512, 0);
+}
+
+/* Through the page cache: the kernel's zeroing and discard must keep the cache coherent. */
+static void
+test_loop_512_buffered(void **state)
+{
+	(void)state;
+	check_target(FEAT_LOOP_512, AIOBLK_DISK_BUFFERED);
 }
 
 static void
 test_loop_4096(void **state)
 {
 	(void)state;
-	check_target(FEAT_LOOP_4096);
+	check_target(FEAT_LOOP_4096, 0);
 }
 
 /* A loop device over a file that cannot punch holes has no discard. */
@@ -265,14 +275,14 @@ static void
 test_loop_ramfs(void **state)
 {
 	(void)state;
-	check_target(FEAT_LOOP_RAMFS);
+	check_target(FEAT_LOOP_RAMFS, 0);
 }
 
 static void
 test_zram(void **state)
 {
 	(void)state;
-	check_target(FEAT_ZRAM);
+	check_target(FEAT_ZRAM, 0);
 }
 
 /* The fallbacks of write-zeroes on tmpfs are taken and said (with the disk's name). */
@@ -445,12 +455,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ext4_file),      cmocka_unit_test(test_tmpfs_file),
-		cmocka_unit_test(test_ramfs_file),     cmocka_unit_test(test_loop_512),
-		cmocka_unit_test(test_loop_4096),      cmocka_unit_test(test_loop_ramfs),
-		cmocka_unit_test(test_zram),           cmocka_unit_test(test_tmpfs_fallback_logged),
-		cmocka_unit_test(test_readonly),       cmocka_unit_test(test_readonly_loop),
-		cmocka_unit_test(test_eventfd_wakeup), cmocka_unit_test(test_queue_full),
+		cmocka_unit_test(test_ext4_file),
+		cmocka_unit_test(test_tmpfs_file),
+		cmocka_unit_test(test_ramfs_file),
+		cmocka_unit_test(test_loop_512),
+		cmocka_unit_test(test_loop_512_buffered),
+		cmocka_unit_test(test_loop_4096),
+		cmocka_unit_test(test_loop_ramfs),
+		cmocka_unit_test(test_zram),
+		cmocka_unit_test(test_tmpfs_fallback_logged),
+		cmocka_unit_test(test_readonly),
+		cmocka_unit_test(test_readonly_loop),
+		cmocka_unit_test(test_eventfd_wakeup),
+		cmocka_unit_test(test_queue_full),
 		cmocka_unit_test(test_supports_args),
 	};
 
