@@ -52,8 +52,9 @@ enum feat_kind {
 const char *feat_kind_name(enum feat_kind kind);
 bool feat_kind_is_blockdev(enum feat_kind kind);
 /*
- * Make a target of @kind of @bytes (zram: rounded as the kernel likes) and
- * store its path. Returns 0, -EPERM when not root (skip), or -errno.
+ * Make a target of @kind of @bytes and store its path. Returns 0, -EPERM
+ * when it cannot be had here (not root, mounts not permitted, no zram
+ * module: the caller skips), or -errno.
  * Everything made is undone at exit.
  */
 int feat_make_target(enum feat_kind kind, uint64_t bytes, char *path, size_t len);
