@@ -7,7 +7,8 @@
 #
 #   tests/fuzz/run.sh [seconds]      (default 60)
 #   AIOBLK_FUZZ_BUILD=dir            build directory (default build-fuzz)
-#   AIOBLK_FUZZ_DIR=dir              where the temporary disk file lives (default $TMPDIR or /var/tmp)
+#   AIOBLK_FUZZ_DIR=dir              where the temporary disk file lives (default: a scratch
+#                                    directory on $TMPDIR, removed at the end)
 set -eu
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,9 +27,12 @@ ninja -C "$build" tests/fuzz/fuzz_api
 # New inputs go to a scratch copy: the committed seeds stay as they are.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
-cp "$src"/tests/fuzz/corpus/* "$work"/
+mkdir "$work/corpus" "$work/disk"
+cp "$src"/tests/fuzz/corpus/* "$work/corpus"/
+# The temporary disk file lives in the scratch directory too, so that a crash leaves nothing behind.
+export AIOBLK_FUZZ_DIR=${AIOBLK_FUZZ_DIR:-$work/disk}
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 "$build"/tests/fuzz/fuzz_api -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -error_exitcode=1 \
-	-print_final_stats=1 -artifact_prefix="$build/fuzz-" "$work"
+	-print_final_stats=1 -artifact_prefix="$build/fuzz-" "$work/corpus"
