@@ -138,12 +138,18 @@ take_snapshot(struct reset_rec *rec, unsigned disk)
 	for (i = 0; i < NTHREADS; i++) {
 		for (s = 0; s < QD; s++) {
 			struct sreq *r = &thrs[i].reqs[disk][s];
+			unsigned gen = atomic_load(&r->gen);
 
-			if (atomic_load(&r->state) != REQ_ACCEPTED)
+			/*
+			 * The owner bumps gen before it submits and marks the slot accepted after:
+			 * "accepted" seen between two equal reads of gen belongs to that generation,
+			 * which was accepted before this reset is issued. A slot that changed
+			 * generation meanwhile is left out (its next request may come after the reset).
+			 */
+			if (atomic_load(&r->state) != REQ_ACCEPTED || atomic_load(&r->gen) != gen)
 				continue;
-			/* A slot reused since was accepted again before the reset too: either is owed. */
 			rec->snap[rec->nsnap].r = r;
-			rec->snap[rec->nsnap].gen = atomic_load(&r->gen);
+			rec->snap[rec->nsnap].gen = gen;
 			rec->nsnap++;
 		}
 	}
