@@ -363,15 +363,22 @@ submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
 		channel_complete_later(ch, req, 0);
 		return;
 	}
+#ifdef AIOBLK_HAVE_RW_FLAGS
 	if (req->op == OP_READ && err == -EOPNOTSUPP && (req->iocb.aio_rw_flags & RWF_NOWAIT)) {
 		/* The file lacks FMODE_NOWAIT: stop asking for it on this disk. */
+		unsigned i;
+
 		atomic_store(&disk->nowait, false);
 		aioblk_log(AIOBLK_LOG_WARNING, "%s: RWF_NOWAIT not supported, turned off", disk->name);
 		req->iocb.aio_rw_flags &= ~RWF_NOWAIT;
+		/* The reads queued behind it would only be refused the same way. */
+		for (i = ch->batch_head; i < ch->batch_tail; i++)
+			ch->batch[i]->aio_rw_flags &= ~RWF_NOWAIT;
 		ch->stats.retries++;
 		channel_enqueue(ch, req);
 		return;
 	}
+#endif
 	aioblk_log(AIOBLK_LOG_ERR, "%s: io_submit refused a request: %s", disk->name, strerror(-err));
 	channel_complete_later(ch, req, err);
 }

@@ -199,6 +199,8 @@ aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct a
 		goto fail;
 	}
 	disk->block_shift = (uint32_t)__builtin_ctz(disk->block_size);
+	/* The kernel wants every O_DIRECT segment to be whole logical blocks. */
+	disk->len_align = disk->direct ? detected : 1;
 	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
 	atomic_store(&disk->nowait, disk->blockdev && disk->direct && (opts->flags & AIOBLK_DISK_NOWAIT));
 	atomic_store(&disk->flush_mode, FLUSH_PROBE);
@@ -325,6 +327,9 @@ aioblk_disk_rescan(struct aioblk_disk *disk)
 
 	if (!disk)
 		return -EINVAL;
+	/* A lost device stays lost: its fd may point at a device that is gone for good. */
+	if (atomic_load(&disk->lost))
+		return -ENODEV;
 	rc = read_size(disk, &bytes);
 	if (rc < 0)
 		return rc;
@@ -401,6 +406,45 @@ json_put_string(struct json_out *out, const char *s)
 	json_putc(out, '"');
 }
 
+/* JSON strings must be UTF-8: a path that is not cannot be written faithfully. */
+static bool
+utf8_valid(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	uint32_t cp;
+	int n, i;
+
+	while (*s) {
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if ((*s & 0xe0) == 0xc0) {
+			n = 1;
+			cp = *s & 0x1f;
+		} else if ((*s & 0xf0) == 0xe0) {
+			n = 2;
+			cp = *s & 0x0f;
+		} else if ((*s & 0xf8) == 0xf0) {
+			n = 3;
+			cp = *s & 0x07;
+		} else {
+			return false;
+		}
+		for (i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i] & 0x3f);
+		}
+		/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
 AIOBLK_EXPORT int
 aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t len)
 {
@@ -409,6 +453,8 @@ aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t len)
 
 	if (!disk || (!buf && len))
 		return -EINVAL;
+	if (!utf8_valid(disk->name) || !utf8_valid(disk->path))
+		return -EILSEQ;
 	json_puts(&out, "{\"method\":\"bdev_aio_create\",\"params\":{\"name\":");
 	json_put_string(&out, disk->name);
 	json_puts(&out, ",\"filename\":");

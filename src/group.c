@@ -135,18 +135,22 @@ poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped)
 	for (ch = group->channels; ch && ran < max; ch = ch->group_next) {
 		before = ran;
 		events = 0;
-		ch->stats.polls++;
 		if (unlikely(ch->done_head))
 			ran += channel_run_done(ch, max - ran);
 		ran += reap_channel(ch, max - ran, &events);
 		*reaped += events;
 		if (ran != before || events)
-			ch->stats.busy_polls++;
+			ch->found_work = true;
 	}
 	/* Last, so that completions of this poll already count for the resets. */
-	for (ch = group->channels; ch && ran < max; ch = ch->group_next)
-		if (unlikely(ch->resets_head != NULL))
+	for (ch = group->channels; ch && ran < max; ch = ch->group_next) {
+		if (unlikely(ch->resets_head != NULL)) {
+			before = ran;
 			ran += channel_check_resets(ch, max - ran);
+			if (ran != before)
+				ch->found_work = true;
+		}
+	}
 	return ran;
 }
 
@@ -193,6 +197,21 @@ group_needs_kick(const struct aioblk_group *group, bool stopped_at_max)
 	return false;
 }
 
+/* The end of a poll: count it on every channel, then hand each channel's queue to the kernel. */
+static void
+finish_poll(struct aioblk_group *group)
+{
+	struct aioblk_channel *ch;
+
+	for (ch = group->channels; ch; ch = ch->group_next) {
+		ch->stats.polls++;
+		ch->stats.busy_polls += ch->found_work;
+		ch->found_work = false;
+		if (ch->batch_head != ch->batch_tail)
+			channel_submit(ch);
+	}
+}
+
 static int
 submit_all(struct aioblk_group *group)
 {
@@ -222,7 +241,7 @@ aioblk_group_poll(struct aioblk_group *group, unsigned max_completions)
 		group->efd_reaped += reaped;
 		ran += clear_eventfd(group, limit - ran);
 	}
-	submit_all(group);
+	finish_poll(group);
 	group->in_poll = false;
 	if (group->efd >= 0 && group_needs_kick(group, ran >= limit))
 		group_kick(group);

@@ -66,7 +66,8 @@ struct aioblk_disk {
 	int fd;
 	uint32_t block_size;
 	uint32_t block_shift;
-	size_t buf_align;
+	size_t buf_align;    /* memory address alignment for O_DIRECT */
+	uint32_t len_align;  /* length alignment of each iovec for O_DIRECT: the logical block size */
 	bool direct;
 	bool readonly;
 	bool blockdev;
@@ -157,6 +158,7 @@ struct aioblk_channel {
 	size_t bounce_size;
 
 	struct aioblk_channel_stats stats;
+	bool found_work; /* this poll ran a callback or reaped an event here (for busy_polls) */
 
 	struct aioblk_channel *group_next, *group_prev;
 	struct aioblk_channel *disk_next, *disk_prev;

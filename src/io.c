@@ -39,19 +39,22 @@ check_range(const struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t nu
 static int
 check_iov(const struct aioblk_channel *ch, const struct iovec *iov, int iovcnt, uint64_t len, bool *aligned)
 {
+	const struct aioblk_disk *disk = ch->disk;
 	uint64_t total = 0;
-	uintptr_t bits = 0;
+	uintptr_t addr_bits = 0;
+	size_t len_bits = 0;
 	int i;
 
 	for (i = 0; i < iovcnt; i++) {
 		if (unlikely(iov[i].iov_len > len - total || (!iov[i].iov_base && iov[i].iov_len)))
 			return -EINVAL;
 		total += iov[i].iov_len;
-		bits |= (uintptr_t)iov[i].iov_base | iov[i].iov_len;
+		addr_bits |= (uintptr_t)iov[i].iov_base;
+		len_bits |= iov[i].iov_len;
 	}
 	if (unlikely(total != len))
 		return -EINVAL;
-	*aligned = !ch->disk->direct || !(bits & (ch->disk->buf_align - 1));
+	*aligned = !disk->direct || (!(addr_bits & (disk->buf_align - 1)) && !(len_bits & (disk->len_align - 1)));
 	return 0;
 }
 

@@ -199,7 +199,9 @@ bool aioblk_disk_supports(const struct aioblk_disk *disk, enum aioblk_io_type ty
  * afterwards. A smaller size refuses new I/O beyond the new end with
  * -EINVAL; requests already accepted go on and complete with what the kernel
  * says (a short or failed transfer). A block device that now reads a size
- * of zero is marked lost: new I/O is refused with -ENODEV.
+ * of zero is marked lost: new I/O is refused with -ENODEV. A lost disk
+ * stays lost (rescan keeps answering -ENODEV): close it and open the
+ * device again.
  *
  * Thread: any.
  *
@@ -222,7 +224,9 @@ int aioblk_disk_rescan(struct aioblk_disk *disk);
  * @param buf  where the JSON is written (may be NULL when @p len is 0).
  * @param len  size of @p buf in bytes.
  * @return the length, or -EINVAL for a NULL disk or a NULL buf with len > 0,
- *         or -EOVERFLOW when the length does not fit in an int.
+ *         -EILSEQ when the name or the path is not valid UTF-8 (JSON cannot
+ *         carry it faithfully), or -EOVERFLOW when the length does not fit
+ *         in an int.
  */
 int aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t len);
 
