@@ -463,9 +463,22 @@ channel_check_resets(struct aioblk_channel *ch, unsigned max)
 	return ran;
 }
 
+/* A reset issued during a poll, after its channel was checked, may be finished already. */
+static bool
+reset_ready(const struct aioblk_channel *ch)
+{
+	const struct aioblk_req *req;
+
+	for (req = ch->resets_head; req; req = req->next)
+		if (disk_reset_done(ch->disk, req->epoch))
+			return true;
+	return false;
+}
+
 bool
 channel_needs_kick(const struct aioblk_channel *ch)
 {
 	/* Work that no kernel completion will announce. */
-	return ch->done_head || (ch->batch_head < ch->batch_tail && ch->in_kernel == 0);
+	return ch->done_head || (ch->batch_head < ch->batch_tail && ch->in_kernel == 0) ||
+	       (unlikely(ch->resets_head != NULL) && reset_ready(ch));
 }
