@@ -21,12 +21,13 @@ FIO_LABEL = {
     "fio-io_uring": "fio io_uring",
 }
 CASE_ORDER = ["randread-4k-qd1", "randread-4k-qd32", "randread-4k-qd128", "randwrite-4k-qd32",
-              "read-128k-qd8", "threads2"]
+              "randwrite-zero-4k-qd32", "read-128k-qd8", "threads2"]
 CASE_LABEL = {
     "randread-4k-qd1": "4 KiB randread QD1",
     "randread-4k-qd32": "4 KiB randread QD32",
     "randread-4k-qd128": "4 KiB randread QD128",
-    "randwrite-4k-qd32": "4 KiB randwrite QD32",
+    "randwrite-4k-qd32": "4 KiB randwrite QD32 (random data)",
+    "randwrite-zero-4k-qd32": "4 KiB randwrite QD32 (zero pages)",
     "read-128k-qd8": "128 KiB seq read QD8",
     "threads2": "4 KiB randread 2 threads x QD32",
 }
@@ -138,6 +139,7 @@ def main():
         out.append(f"| 4 KiB randread 1 thread x QD32 (same rounds as 2 threads) | IOPS | {fmt_iops(one)} "
                    f"| | | | 2 threads ÷ 1 thread: {fmt_ratio(scale)} | | |")
     out.append("")
+    if t2 and "aioblk-1thread" in t2:
         # Scaling needs a second CPU to itself: show how much CPU the threads got and what it bought.
         out.append("Scaling, aioblk-perf 4 KiB randread QD32 per thread (CPU seconds are the worker threads' "
                    "user+sys over the measured run):\n")

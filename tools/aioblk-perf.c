@@ -66,7 +66,8 @@ struct opts {
 	bool json;
 	bool buffered;
 	bool nowait;
-	uint64_t size; /* bytes of each target to use; 0: all of it */
+	bool zero_buffers; /* write zeroes instead of random data */
+	uint64_t size;     /* bytes of each target to use; 0: all of it */
 	uint64_t seed;
 	char **paths;
 	int npaths;
@@ -947,7 +948,7 @@ alloc_workers(struct run *r)
 		/* Random contents, so that compressing devices (zram) store and return real data. */
 		seed = w->rng;
 		for (k = 0; k < stride * w->nios / 8; k++)
-			((uint64_t *)w->bufmem)[k] = rng_next(&seed);
+			((uint64_t *)w->bufmem)[k] = o->zero_buffers ? 0 : rng_next(&seed);
 		/* The same pass seeds on every thread, so that --verify-only need not know the thread count. */
 		w->vseed = mix64(o->seed);
 		for (t = 0; t < r->ntargets; t++) {
@@ -1285,6 +1286,8 @@ usage(FILE *f)
 		"  -i, --interrupt      sleep on the group's eventfd instead of busy-polling\n"
 		"      --buffered       do not use O_DIRECT\n"
 		"      --nowait         try RWF_NOWAIT on reads (AIOBLK_DISK_NOWAIT)\n"
+		"      --zero-buffers   write zeroes instead of random data (zram stores them\n"
+		"                       without compressing)\n"
 		"      --seed=N         seed for offsets, data and verify patterns (default 1)\n"
 		"      --passes=N       verify: exactly N write+read passes (the run time is ignored)\n"
 		"      --verify-only    verify: only read and check what an earlier\n"
@@ -1370,7 +1373,7 @@ bad_arg(const char *opt, const char *val, const char *why)
 	return -1;
 }
 
-enum { OPT_JSON = 256, OPT_BUFFERED, OPT_NOWAIT, OPT_SEED, OPT_PASSES, OPT_VERIFY_ONLY };
+enum { OPT_JSON = 256, OPT_BUFFERED, OPT_NOWAIT, OPT_SEED, OPT_PASSES, OPT_VERIFY_ONLY, OPT_ZERO_BUFFERS };
 
 static int
 parse_args(int argc, char **argv, struct opts *o)
@@ -1386,6 +1389,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "interrupt", no_argument, NULL, 'i' },
 		{ "buffered", no_argument, NULL, OPT_BUFFERED },
 		{ "nowait", no_argument, NULL, OPT_NOWAIT },
+		{ "zero-buffers", no_argument, NULL, OPT_ZERO_BUFFERS },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "passes", required_argument, NULL, OPT_PASSES },
@@ -1459,6 +1463,9 @@ parse_args(int argc, char **argv, struct opts *o)
 		case OPT_NOWAIT:
 			o->nowait = true;
 			break;
+		case OPT_ZERO_BUFFERS:
+			o->zero_buffers = true;
+			break;
 		case OPT_SEED: {
 			unsigned long long v;
 
@@ -1498,6 +1505,10 @@ parse_args(int argc, char **argv, struct opts *o)
 		o->wl = WL_VERIFY;
 	if ((o->verify_only || o->passes) && o->wl != WL_VERIFY) {
 		fprintf(stderr, PROG ": --passes and --verify-only apply only to --workload=verify\n");
+		return -1;
+	}
+	if (o->zero_buffers && o->wl == WL_VERIFY) {
+		fprintf(stderr, PROG ": verify writes its own patterns; it takes no --zero-buffers\n");
 		return -1;
 	}
 	if (o->verify_only && o->passes) {

@@ -94,7 +94,7 @@ run "--help" 0 --help && expect "--help prints usage" out "^Usage: aioblk-perf"
 run "--version" 0 --version && expect "--version prints the version" out "^aioblk-perf [0-9]"
 for args in "--bs 1000" "--bs 4x" "--bs 0" "--iodepth 0" "--iodepth 70000" "--threads 0" \
 	"--workload scan" "--runtime 0" "--runtime abc" "--rwmixread 30" "--workload randrw --rwmixread 101" \
-	"--size 0" "--passes 2" "--verify-only" "--frobnicate"; do
+	"--size 0" "--passes 2" "--verify-only" "--workload verify --zero-buffers" "--frobnicate"; do
 	# shellcheck disable=SC2086 # split on purpose
 	run "bad arguments: $args" 2 $args --runtime 0.1 && expect "bad arguments: $args: says why" err "."
 done
