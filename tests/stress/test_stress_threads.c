@@ -538,11 +538,102 @@ test_threads_disks_resets_churn(void **state)
 				free(thrs[i].reqs[d][s].buf);
 }
 
+/*
+ * One channel after the other on different threads: the kernel maps the new
+ * context's completion ring where the destroyed one was. The threads take
+ * turns through a relaxed flag only, which orders nothing for the sanitizer:
+ * the library itself must tell ThreadSanitizer that a new ring is new memory
+ * (io_destroy unmaps, io_setup maps, both inside the kernel).
+ */
+struct handover {
+	struct aioblk_disk *disk[2]; /* one per thread: no lock of a shared disk orders them either */
+	atomic_int turn;
+	int rc[4];
+};
+
+static void *
+handover_main(void *arg)
+{
+	struct handover *h = arg;
+	struct aioblk_group *g = NULL;
+	struct aioblk_channel *ch = NULL;
+	unsigned char *buf = tc_alloc(4096, PAGE);
+	struct aioblk_disk *disk;
+	uint64_t n;
+	int me, rc = -ENOMEM;
+
+	/* Threads 0 and 1 take turns 0, 2 and 1, 3. */
+	me = atomic_load_explicit(&h->turn, memory_order_relaxed) == 0 ? 0 : 1;
+	disk = h->disk[me];
+	n = PAGE / aioblk_disk_block_size(disk);
+	if (!buf)
+		goto out;
+	for (int round = me; round < 4; round += 2) {
+		int64_t deadline = st_now_ms() + 10000;
+
+		while (atomic_load_explicit(&h->turn, memory_order_relaxed) != round && st_now_ms() < deadline)
+			st_sleep_ms(1);
+		rc = aioblk_group_create(0, &g);
+		if (rc == 0)
+			rc = aioblk_channel_create(g, disk, 4, &ch);
+		if (rc == 0) {
+			tc_fill(buf, PAGE, (uint64_t)round);
+			rc = tc_sync_write(g, ch, buf, (uint64_t)round * n, n);
+		}
+		if (rc == 0) {
+			memset(buf, 0, PAGE);
+			rc = tc_sync_read(g, ch, buf, (uint64_t)round * n, n);
+		}
+		if (rc == 0 && tc_check(buf, PAGE, (uint64_t)round) != -1)
+			rc = -EILSEQ;
+		if (ch && aioblk_channel_destroy(ch) != 0 && rc == 0)
+			rc = -EBUSY;
+		if (g && aioblk_group_destroy(g) != 0 && rc == 0)
+			rc = -EBUSY;
+		ch = NULL;
+		g = NULL;
+		h->rc[round] = rc;
+		atomic_store_explicit(&h->turn, round + 1, memory_order_relaxed);
+	}
+out:
+	free(buf);
+	return NULL;
+}
+
+static void
+test_channels_handed_over_between_threads(void **state)
+{
+	struct handover h;
+	char path[256];
+	pthread_t t[2];
+	int i;
+
+	memset(&h, 0, sizeof(h));
+	for (i = 0; i < 4; i++)
+		h.rc[i] = 1;
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(tc_make_file(NULL, 64 * PAGE, path, sizeof(path)), 0);
+		assert_int_equal(aioblk_disk_open(path, NULL, &h.disk[i]), 0);
+	}
+	/* The first thread to start takes turn 0: start it alone. */
+	assert_int_equal(pthread_create(&t[0], NULL, handover_main, &h), 0);
+	while (atomic_load_explicit(&h.turn, memory_order_relaxed) == 0)
+		st_sleep_ms(1);
+	assert_int_equal(pthread_create(&t[1], NULL, handover_main, &h), 0);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(h.rc[i], 0);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(aioblk_disk_close(h.disk[i]), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_threads_disks_resets_churn),
+		cmocka_unit_test(test_channels_handed_over_between_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
