@@ -253,9 +253,13 @@ publish_oldest(struct aioblk_channel *ch)
 
 	if (atomic_load_explicit(&ch->oldest_epoch, memory_order_relaxed) == oldest)
 		return;
-	atomic_store_explicit(&ch->oldest_epoch, oldest, memory_order_release);
-	/* A reset elsewhere may be waiting for this channel. */
-	if (unlikely(atomic_load_explicit(&ch->disk->resets_waiting, memory_order_relaxed)))
+	/*
+	 * Sequentially consistent on both sides (here: store, then load the
+	 * waiting count; a reset: count up, then load the epochs), so that
+	 * either the reset sees the new epoch or we see the reset and wake it.
+	 */
+	atomic_exchange(&ch->oldest_epoch, oldest);
+	if (unlikely(atomic_load(&ch->disk->resets_waiting)))
 		disk_wake_resetters(ch->disk, ch->group);
 }
 

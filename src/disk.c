@@ -515,7 +515,8 @@ disk_reset_done(struct aioblk_disk *disk, uint64_t epoch)
 
 	pthread_mutex_lock(&disk->lock);
 	for (ch = disk->channels; ch; ch = ch->disk_next) {
-		if (atomic_load_explicit(&ch->oldest_epoch, memory_order_acquire) <= epoch) {
+		/* seq_cst: pairs with publish_oldest (see there). */
+		if (atomic_load(&ch->oldest_epoch) <= epoch) {
 			done = false;
 			break;
 		}

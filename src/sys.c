@@ -17,6 +17,27 @@
 
 #include "sys.h"
 
+/*
+ * ThreadSanitizer does not see the kernel map a context's ring at io_setup
+ * and unmap it at io_destroy; a new ring at the address of an old one then
+ * looks like a race with the old ring's last user. Tell it.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define AIOBLK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AIOBLK_TSAN 1
+#endif
+#endif
+#ifdef AIOBLK_TSAN
+#include <sanitizer/tsan_interface.h>
+#define tsan_release(p) __tsan_release(p)
+#define tsan_acquire(p) __tsan_acquire(p)
+#else
+#define tsan_release(p) ((void)(p))
+#define tsan_acquire(p) ((void)(p))
+#endif
+
 int
 aioblk_sys_open(const char *path, int flags)
 {
@@ -108,12 +129,17 @@ aioblk_sys_pwrite(int fd, const void *buf, size_t len, uint64_t offset)
 int
 aioblk_sys_io_setup(unsigned nr, io_context_t *ctx)
 {
-	return io_setup((int)nr, ctx); /* libaio returns -errno */
+	int rc = io_setup((int)nr, ctx); /* libaio returns -errno */
+
+	if (rc == 0)
+		tsan_acquire((void *)*ctx);
+	return rc;
 }
 
 int
 aioblk_sys_io_destroy(io_context_t ctx)
 {
+	tsan_release((void *)ctx);
 	return io_destroy(ctx);
 }
 
