@@ -328,8 +328,13 @@ channel_enqueue(struct aioblk_channel *ch, struct aioblk_req *req)
 		ch->batch_tail = queued;
 	}
 	ch->batch[ch->batch_tail++] = &req->iocb;
-	/* A full batch goes now, unless the kernel just said EAGAIN. */
-	if (ch->batch_tail - ch->batch_head >= AIOBLK_BATCH_MAX && !ch->submit_again)
+	/*
+	 * A full batch goes now, unless the kernel just said EAGAIN, or a poll
+	 * is running: it submits when its callbacks are done, and submitting
+	 * from inside its reaping could feed it forever on devices that
+	 * complete within io_submit.
+	 */
+	if (ch->batch_tail - ch->batch_head >= AIOBLK_BATCH_MAX && !ch->submit_again && !ch->group->in_poll)
 		channel_submit(ch);
 }
 

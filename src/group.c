@@ -103,18 +103,27 @@ group_kick(struct aioblk_group *group)
 		aioblk_log(AIOBLK_LOG_ERR, "eventfd write failed: %s", strerror(-rc));
 }
 
+/*
+ * Reap at most what was in the kernel when this poll came to the channel:
+ * requests that callbacks submit during the poll (aioblk_group_submit) may
+ * complete within io_submit, and a poll must return.
+ */
 static unsigned
 reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
 {
 	struct io_event events[REAP_CHUNK];
 	unsigned ran = 0, n, i, want;
+	unsigned budget = ch->in_kernel;
 
-	while (ran < max && ch->in_kernel) {
+	while (ran < max && budget) {
 		want = max - ran < REAP_CHUNK ? max - ran : REAP_CHUNK;
+		if (want > budget)
+			want = budget;
 		n = ring_reap(ch, events, want);
 		if (!n)
 			break;
 		*reaped += n;
+		budget -= n;
 		ch->stats.completions += n;
 		for (i = 0; i < n; i++)
 			ran += io_complete_event(ch, events[i].data, (int64_t)events[i].res);
