@@ -150,6 +150,7 @@ struct worker {
 	struct hist hist[2];
 	uint64_t errors;
 	uint64_t mismatches;
+	struct aioblk_channel_stats stats; /* summed over the worker's channels, whole run */
 	int setup_rc;
 	uint64_t t_end;
 	struct rusage ru0, ru1;
@@ -654,8 +655,17 @@ worker_teardown(struct worker *w)
 	int t, rc;
 
 	for (t = 0; t < w->run->ntargets; t++) {
+		struct aioblk_channel_stats st;
+
 		if (!w->wts[t].ch)
 			continue;
+		if (aioblk_channel_get_stats(w->wts[t].ch, &st) == 0) {
+			w->stats.io_submit_calls += st.io_submit_calls;
+			w->stats.completions += st.completions;
+			w->stats.polls += st.polls;
+			w->stats.busy_polls += st.busy_polls;
+			w->stats.retries += st.retries;
+		}
 		rc = aioblk_channel_destroy(w->wts[t].ch);
 		if (rc < 0)
 			fprintf(stderr, PROG ": %s: destroying a channel failed: %s\n", w->wts[t].t->path,
@@ -1007,6 +1017,7 @@ reset_counters(struct worker *w, bool readback)
 	w->t_end = 0;
 	w->setup_rc = 0;
 	w->started = false;
+	memset(&w->stats, 0, sizeof(w->stats));
 }
 
 static void
@@ -1113,6 +1124,7 @@ struct totals {
 	uint64_t ios[2];
 	struct hist hist[3]; /* read, write, all */
 	uint64_t errors, mismatches, passes;
+	struct aioblk_channel_stats stats;
 	double elapsed;
 	double cpu_user, cpu_sys;
 };
@@ -1141,6 +1153,11 @@ sum_up(const struct run *r, struct totals *tot)
 		}
 		tot->errors += w->errors;
 		tot->mismatches += w->mismatches;
+		tot->stats.io_submit_calls += w->stats.io_submit_calls;
+		tot->stats.completions += w->stats.completions;
+		tot->stats.polls += w->stats.polls;
+		tot->stats.busy_polls += w->stats.busy_polls;
+		tot->stats.retries += w->stats.retries;
 		if (w->passes > tot->passes)
 			tot->passes = w->passes;
 		if (w->t_end > t_end)
@@ -1230,6 +1247,10 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 		       ",\"mismatches\":%" PRIu64 ",\"interrupted\":%s",
 		       tot->cpu_user, tot->cpu_sys, tot->cpu_user + tot->cpu_sys, tot->errors, tot->mismatches,
 		       was_interrupted ? "true" : "false");
+		printf(",\"channel_stats\":{\"io_submit_calls\":%" PRIu64 ",\"completions\":%" PRIu64
+		       ",\"polls\":%" PRIu64 ",\"busy_polls\":%" PRIu64 ",\"retries\":%" PRIu64 "}",
+		       tot->stats.io_submit_calls, tot->stats.completions, tot->stats.polls, tot->stats.busy_polls,
+		       tot->stats.retries);
 		if (verify_result)
 			printf(",\"verify\":\"%s\",\"verify_passes\":%" PRIu64, verify_result, tot->passes);
 		printf("}\n");
@@ -1254,6 +1275,12 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 	print_lat_text("total:", tot, 2, o->bs);
 	printf("time:  %.3f s; cpu: user %.3f s, sys %.3f s, total %.3f s\n", tot->elapsed, tot->cpu_user, tot->cpu_sys,
 	       tot->cpu_user + tot->cpu_sys);
+	if (tot->stats.io_submit_calls)
+		printf("kernel: %" PRIu64 " io_submit calls (%.1f requests each), %" PRIu64 " polls, %.1f%% of them "
+		       "found completions\n",
+		       tot->stats.io_submit_calls, (double)tot->stats.completions / (double)tot->stats.io_submit_calls,
+		       tot->stats.polls,
+		       tot->stats.polls ? 100.0 * (double)tot->stats.busy_polls / (double)tot->stats.polls : 0.0);
 	if (tot->errors)
 		printf("errors: %" PRIu64 "\n", tot->errors);
 	if (verify_result)
