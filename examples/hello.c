@@ -88,8 +88,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	bs = aioblk_disk_block_size(disk);
-	printf("aioblk %s: opened %s (%s, block size %zu, %llu blocks, buffer alignment %zu)\n", aioblk_version(),
-	       path, aioblk_disk_is_direct(disk) ? "O_DIRECT" : "buffered", bs,
+	printf("aioblk %s: opened %s (%s, block size %zu, %llu blocks, buffer alignment %zu)\n", aioblk_version(), path,
+	       aioblk_disk_is_direct(disk) ? "O_DIRECT" : "buffered", bs,
 	       (unsigned long long)aioblk_disk_num_blocks(disk), aioblk_disk_buf_align(disk));
 	if (aioblk_disk_num_blocks(disk) < NUM_BLOCKS) {
 		fprintf(stderr, "hello: %s is smaller than %d blocks\n", path, NUM_BLOCKS);

@@ -63,8 +63,8 @@ usable_ring(struct aioblk_channel *ch)
 }
 
 AIOBLK_EXPORT int
-aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk,
-			  const struct aioblk_channel_opts *opts, struct aioblk_channel **chp)
+aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, const struct aioblk_channel_opts *opts,
+			  struct aioblk_channel **chp)
 {
 	static const struct aioblk_channel_opts defaults;
 	struct aioblk_channel *ch;
@@ -367,8 +367,7 @@ submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
 	if (req->op == OP_FLUSH && err == -EINVAL) {
 		/* This kernel or file cannot do IOCB_CMD_FDSYNC: fdatasync from now on. */
 		if (atomic_exchange(&disk->flush_mode, FLUSH_SYNC) != FLUSH_SYNC)
-			aioblk_log(AIOBLK_LOG_WARNING, "%s: asynchronous flush refused, using fdatasync",
-				   disk->name);
+			aioblk_log(AIOBLK_LOG_WARNING, "%s: asynchronous flush refused, using fdatasync", disk->name);
 		channel_complete_later(ch, req, 0);
 		return;
 	}

@@ -12,8 +12,7 @@
 
 #include "internal.h"
 
-#define KNOWN_DISK_FLAGS \
-	(AIOBLK_DISK_READONLY | AIOBLK_DISK_REQUIRE_DIRECT | AIOBLK_DISK_BUFFERED | AIOBLK_DISK_NOWAIT)
+#define KNOWN_DISK_FLAGS (AIOBLK_DISK_READONLY | AIOBLK_DISK_REQUIRE_DIRECT | AIOBLK_DISK_BUFFERED | AIOBLK_DISK_NOWAIT)
 
 static bool
 is_pow2(uint64_t v)
@@ -193,8 +192,8 @@ aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct a
 		goto fail;
 	}
 	if (bytes == 0 || bytes % disk->block_size) {
-		aioblk_log(AIOBLK_LOG_ERR, "%s: size %llu is not a non-zero multiple of the block size %u",
-			   disk->name, (unsigned long long)bytes, disk->block_size);
+		aioblk_log(AIOBLK_LOG_ERR, "%s: size %llu is not a non-zero multiple of the block size %u", disk->name,
+			   (unsigned long long)bytes, disk->block_size);
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -207,8 +206,8 @@ aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct a
 	probe_unmap(disk, bytes);
 
 	aioblk_log(AIOBLK_LOG_INFO, "%s: %s, %s, block size %u, %llu blocks, buffer alignment %zu", disk->name,
-		   disk->blockdev ? "block device" : "file", disk->direct ? "O_DIRECT" : "buffered",
-		   disk->block_size, (unsigned long long)atomic_load(&disk->num_blocks), disk->buf_align);
+		   disk->blockdev ? "block device" : "file", disk->direct ? "O_DIRECT" : "buffered", disk->block_size,
+		   (unsigned long long)atomic_load(&disk->num_blocks), disk->buf_align);
 	*diskp = disk;
 	return 0;
 

@@ -41,18 +41,18 @@ struct aio_ring {
 #define AIO_RING_MAGIC 0xa10a10a1u
 
 enum flush_mode {
-	FLUSH_PROBE,    /* not known yet whether the kernel takes IOCB_CMD_FDSYNC */
-	FLUSH_ASYNC,    /* it does */
-	FLUSH_SYNC,     /* it refused: fdatasync(2) inside a poll */
+	FLUSH_PROBE, /* not known yet whether the kernel takes IOCB_CMD_FDSYNC */
+	FLUSH_ASYNC, /* it does */
+	FLUSH_SYNC,  /* it refused: fdatasync(2) inside a poll */
 };
 
 /* What a write-zeroes / unmap request turns into on this disk. */
 enum zero_mode {
 	ZERO_NONE,
-	ZERO_FALLOC,     /* fallocate(FALLOC_FL_ZERO_RANGE) */
+	ZERO_FALLOC,      /* fallocate(FALLOC_FL_ZERO_RANGE) */
 	ZERO_PUNCH_ALLOC, /* punch a hole, then allocate it again */
-	ZERO_BLKZEROOUT, /* ioctl BLKZEROOUT */
-	ZERO_WRITE,      /* pwrite of zeroes */
+	ZERO_BLKZEROOUT,  /* ioctl BLKZEROOUT */
+	ZERO_WRITE,       /* pwrite of zeroes */
 };
 enum unmap_mode {
 	UNMAP_NONE,
@@ -66,18 +66,18 @@ struct aioblk_disk {
 	int fd;
 	uint32_t block_size;
 	uint32_t block_shift;
-	size_t buf_align;    /* memory address alignment for O_DIRECT */
-	uint32_t len_align;  /* length alignment of each iovec for O_DIRECT: the logical block size */
+	size_t buf_align;   /* memory address alignment for O_DIRECT */
+	uint32_t len_align; /* length alignment of each iovec for O_DIRECT: the logical block size */
 	bool direct;
 	bool readonly;
 	bool blockdev;
 	bool block_size_given;
-	_Atomic bool nowait;       /* RWF_NOWAIT on reads, until the kernel refuses it */
-	_Atomic bool lost;         /* the device is gone: new I/O gets -ENODEV */
+	_Atomic bool nowait; /* RWF_NOWAIT on reads, until the kernel refuses it */
+	_Atomic bool lost;   /* the device is gone: new I/O gets -ENODEV */
 	_Atomic uint64_t num_blocks;
-	_Atomic int flush_mode;    /* enum flush_mode */
-	_Atomic int zero_mode;     /* enum zero_mode */
-	_Atomic int unmap_mode;    /* enum unmap_mode */
+	_Atomic int flush_mode; /* enum flush_mode */
+	_Atomic int zero_mode;  /* enum zero_mode */
+	_Atomic int unmap_mode; /* enum unmap_mode */
 
 	/*
 	 * Reset epochs: every request is tagged with the epoch current when it
@@ -97,7 +97,7 @@ enum req_op {
 	OP_WRITE,
 	OP_FLUSH,
 	OP_RESET,
-	OP_ZERO,  /* write-zeroes or unmap, done synchronously at submission */
+	OP_ZERO, /* write-zeroes or unmap, done synchronously at submission */
 };
 
 struct aioblk_req {
@@ -114,9 +114,9 @@ struct aioblk_req {
 	uint64_t epoch;          /* reset epoch at acceptance; for a reset: the epoch it waits out */
 	void *bounce;            /* bounce buffer in use, or NULL */
 	int iovcnt;
-	int status;              /* result of a request completed without the kernel */
-	uint8_t op;              /* enum req_op */
-	bool nowait_retried;     /* a RWF_NOWAIT -EAGAIN was retried without the flag */
+	int status;          /* result of a request completed without the kernel */
+	uint8_t op;          /* enum req_op */
+	bool nowait_retried; /* a RWF_NOWAIT -EAGAIN was retried without the flag */
 	bool fua;
 	struct iovec inline_iov[AIOBLK_INLINE_IOVS];
 };
@@ -127,8 +127,8 @@ struct aioblk_channel {
 	io_context_t ctx;
 	struct aio_ring *ring; /* ctx as the ring, or NULL when it cannot be read (fallback) */
 	unsigned queue_depth;
-	unsigned inflight;     /* accepted, callback not run yet */
-	unsigned in_kernel;    /* handed to io_submit, not reaped yet */
+	unsigned inflight;       /* accepted, callback not run yet */
+	unsigned in_kernel;      /* handed to io_submit, not reaped yet */
 	_Atomic unsigned resets; /* pending resets on this channel (read by other threads' wake-ups) */
 	struct aioblk_req *resets_head;
 
@@ -167,8 +167,8 @@ struct aioblk_channel {
 struct aioblk_group {
 	struct aioblk_channel *channels;
 	unsigned nchannels;
-	int efd;          /* eventfd, or -1 */
-	bool in_poll;     /* a poll is running callbacks: refuse re-entry */
+	int efd;      /* eventfd, or -1 */
+	bool in_poll; /* a poll is running callbacks: refuse re-entry */
 	/*
 	 * Eventfd accounting: every reaped kernel event and every kick added 1
 	 * to the counter, every read took its value away. While the reads lag

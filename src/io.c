@@ -245,8 +245,8 @@ aioblk_read(struct aioblk_channel *ch, void *buf, uint64_t offset_blocks, uint64
 }
 
 AIOBLK_EXPORT int
-aioblk_write(struct aioblk_channel *ch, const void *buf, uint64_t offset_blocks, uint64_t num_blocks,
-	     aioblk_cb cb, void *cb_arg)
+aioblk_write(struct aioblk_channel *ch, const void *buf, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
+	     void *cb_arg)
 {
 	struct iovec iov;
 	int rc = buf_iov(ch, (void *)buf, num_blocks, &iov);
@@ -322,8 +322,7 @@ zero_range(struct aioblk_disk *disk, uint64_t offset, uint64_t len)
 		rc = aioblk_sys_fallocate(disk->fd, FALLOC_FL_ZERO_RANGE, offset, len);
 		if (rc != -EOPNOTSUPP)
 			return rc;
-		aioblk_log(AIOBLK_LOG_WARNING, "%s: FALLOC_FL_ZERO_RANGE not supported, punching holes",
-			   disk->name);
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: FALLOC_FL_ZERO_RANGE not supported, punching holes", disk->name);
 		atomic_store(&disk->zero_mode, ZERO_PUNCH_ALLOC);
 		/* fall through */
 	case ZERO_PUNCH_ALLOC:
@@ -402,8 +401,7 @@ submit_blocking(struct aioblk_channel *ch, bool unmap, uint64_t offset_blocks, u
 }
 
 AIOBLK_EXPORT int
-aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
-		    void *cb_arg)
+aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb, void *cb_arg)
 {
 	return submit_blocking(ch, false, offset_blocks, num_blocks, cb, cb_arg);
 }
@@ -418,7 +416,9 @@ static void
 log_io_error(const struct aioblk_channel *ch, const struct aioblk_req *req, int status)
 {
 	aioblk_log(AIOBLK_LOG_ERR, "%s: %s of %llu bytes at %llu failed: %s", ch->disk->name,
-		   req->op == OP_READ ? "read" : req->op == OP_WRITE ? "write" : "flush",
+		   req->op == OP_READ  ? "read" :
+		   req->op == OP_WRITE ? "write" :
+					 "flush",
 		   (unsigned long long)req->len, (unsigned long long)req->offset, strerror(-status));
 }
 

@@ -35,8 +35,7 @@ ssize_t aioblk_sys_pwrite(int fd, const void *buf, size_t len, uint64_t offset);
 int aioblk_sys_io_setup(unsigned nr, io_context_t *ctx);
 int aioblk_sys_io_destroy(io_context_t ctx);
 int aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
-int aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
-			    struct timespec *timeout);
+int aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events, struct timespec *timeout);
 
 int aioblk_sys_eventfd(void);
 int aioblk_sys_eventfd_read(int fd, uint64_t *value);

@@ -326,8 +326,8 @@ test_deep_queue(void **state)
 	tc_fill(buf, (size_t)N * e.bs, 9);
 	/* Block i goes to (i * 37) mod blocks: all different for N < blocks. */
 	for (i = 0; i < N; i++)
-		assert_int_equal(aioblk_write(e.ch, buf + (size_t)i * e.bs, ((uint64_t)i * 37) % blocks, 1, tc_cb, &res),
-				 0);
+		assert_int_equal(
+			aioblk_write(e.ch, buf + (size_t)i * e.bs, ((uint64_t)i * 37) % blocks, 1, tc_cb, &res), 0);
 	assert_int_equal(tc_wait_count(e.group, &res, N, 20000), 0);
 	assert_int_equal(res.status, 0);
 	memset(buf, 0, (size_t)N * e.bs);
@@ -348,12 +348,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_direct_ext4),
-		cmocka_unit_test(test_buffered),
-		cmocka_unit_test(test_tmpfs),
-		cmocka_unit_test(test_many_iovecs),
-		cmocka_unit_test(test_queue_full),
-		cmocka_unit_test(test_callback_chain),
+		cmocka_unit_test(test_direct_ext4), cmocka_unit_test(test_buffered),
+		cmocka_unit_test(test_tmpfs),       cmocka_unit_test(test_many_iovecs),
+		cmocka_unit_test(test_queue_full),  cmocka_unit_test(test_callback_chain),
 		cmocka_unit_test(test_deep_queue),
 	};
 

@@ -137,8 +137,8 @@ struct loader {
 	struct aioblk_group *group;
 	struct aioblk_channel *ch;
 	unsigned char *buf;
-	_Atomic uint32_t accepted;       /* sequence numbers 0..accepted-1 were accepted */
-	_Atomic unsigned char *done;     /* done[seq] set by the callback */
+	_Atomic uint32_t accepted;   /* sequence numbers 0..accepted-1 were accepted */
+	_Atomic unsigned char *done; /* done[seq] set by the callback */
 	struct loader *peer;
 	int resets_done;
 	int violations;

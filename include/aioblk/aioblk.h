@@ -482,8 +482,8 @@ int aioblk_read(struct aioblk_channel *ch, void *buf, uint64_t offset_blocks, ui
  * @param cb_arg passed to @p cb.
  * @return 0 when accepted, or a negative errno (see above) when refused.
  */
-int aioblk_write(struct aioblk_channel *ch, const void *buf, uint64_t offset_blocks, uint64_t num_blocks,
-		 aioblk_cb cb, void *cb_arg);
+int aioblk_write(struct aioblk_channel *ch, const void *buf, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
+		 void *cb_arg);
 
 /** Write flag: force unit access (RWF_DSYNC): the data is durable when the callback runs. */
 #define AIOBLK_WRITE_FUA (1u << 0)
@@ -565,8 +565,7 @@ int aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint6
  * @return 0 when accepted; -EINVAL, -EROFS, -EAGAIN or -ENODEV as for
  *         writes, or -EOPNOTSUPP when the disk cannot unmap.
  */
-int aioblk_unmap(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
-		 void *cb_arg);
+int aioblk_unmap(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb, void *cb_arg);
 /**@}*/
 
 /** @name Logging */

@@ -105,9 +105,9 @@ arm_res_errors(void)
 	fake_result(2 * BS, -EAGAIN, 1, 0);
 	fake_result(3 * BS, -EINTR, 1, 0);
 	fake_result(4 * BS, 0, 1, 0);
-	fake_result(5 * BS, 1536, 1, 0);       /* short, then the rest */
-	fake_result(6 * BS, 512, 1, 0);        /* short ... */
-	fake_result(6 * BS + 512, 0, 1, 0);    /* ... then nothing: -EIO */
+	fake_result(5 * BS, 1536, 1, 0);    /* short, then the rest */
+	fake_result(6 * BS, 512, 1, 0);     /* short ... */
+	fake_result(6 * BS + 512, 0, 1, 0); /* ... then nothing: -EIO */
 	fake_result(7 * BS, -EOPNOTSUPP, 1, 0);
 }
 
@@ -134,10 +134,16 @@ static const struct scenario scenarios[] = {
 	{ "io_getevents EINTR", FAKE_FALLBACK, arm_getevents_eintr, { 0 }, false },
 	{ "io_getevents EFAULT", FAKE_FALLBACK, arm_getevents_efault, { 0 }, false },
 	{ "io_getevents EINVAL", FAKE_FALLBACK, arm_getevents_einval, { 0 }, false },
-	{ "res errors, ring", FAKE, arm_res_errors,
-	  { -EIO, -ENOSPC, -EAGAIN, -EINTR, -EIO, 0, -EIO, -EOPNOTSUPP }, true },
-	{ "res errors, fallback", FAKE_FALLBACK, arm_res_errors,
-	  { -EIO, -ENOSPC, -EAGAIN, -EINTR, -EIO, 0, -EIO, -EOPNOTSUPP }, true },
+	{ "res errors, ring",
+	  FAKE,
+	  arm_res_errors,
+	  { -EIO, -ENOSPC, -EAGAIN, -EINTR, -EIO, 0, -EIO, -EOPNOTSUPP },
+	  true },
+	{ "res errors, fallback",
+	  FAKE_FALLBACK,
+	  arm_res_errors,
+	  { -EIO, -ENOSPC, -EAGAIN, -EINTR, -EIO, 0, -EIO, -EOPNOTSUPP },
+	  true },
 	{ "eventfd read EIO", FAKE, arm_eventfd_read, { 0 }, false },
 	{ "eventfd read EAGAIN", FAKE, arm_eventfd_read_eagain, { 0 }, false },
 	{ "eventfd read EIO, real kernel", REAL, arm_eventfd_read, { 0 }, false },
@@ -166,8 +172,7 @@ setup(void **pstate)
 	aioblk_set_log_fn(fake_log_fn, NULL);
 	if (s->kernel != REAL)
 		fake_kernel(true, s->kernel == FAKE_FALLBACK);
-	assert_int_equal(fx_open(&st->fx, FILE_BYTES, s->buffered ? AIOBLK_DISK_BUFFERED : 0, st->group_flags, 16),
-			 0);
+	assert_int_equal(fx_open(&st->fx, FILE_BYTES, s->buffered ? AIOBLK_DISK_BUFFERED : 0, st->group_flags, 16), 0);
 	st->buf = tc_alloc(BS, NREQ * BS);
 	st->check = tc_alloc(BS, NREQ * BS);
 	assert_non_null(st->buf);
@@ -489,7 +494,7 @@ main(void)
 			if (!states[i].group_flags)
 				continue;
 		tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate_setup_teardown(run_scenario, setup, teardown,
-										     &states[i]);
+										       &states[i]);
 		snprintf(states[i].name, sizeof(states[i].name), "%s (%s group)", scenarios[i / 2].name,
 			 states[i].group_flags ? "eventfd" : "plain");
 		tests[n].name = states[i].name;

@@ -92,8 +92,8 @@ write_chunks(struct aioblk_group *g, struct aioblk_channel *ch, uint32_t bs, cha
 
 	for (unsigned i = 0; i < n; i++) {
 		ios[i].r.count = 0;
-		assert_int_equal(aioblk_write(ch, bufs + (size_t)i * CHUNK, first_block + (uint64_t)i * per, per,
-					      tc_cb, &ios[i].r),
+		assert_int_equal(aioblk_write(ch, bufs + (size_t)i * CHUNK, first_block + (uint64_t)i * per, per, tc_cb,
+					      &ios[i].r),
 				 0);
 	}
 	assert_int_equal(wait_all(g, ios, n), 0);
@@ -244,7 +244,8 @@ truncated_under_reads(void **state)
 	memset(bufs, 0, (size_t)N * CHUNK);
 	for (unsigned i = 0; i < N; i++) {
 		ios[i].r.count = 0;
-		assert_int_equal(aioblk_read(ch, bufs + (size_t)i * CHUNK, (uint64_t)i * per, per, tc_cb, &ios[i].r), 0);
+		assert_int_equal(aioblk_read(ch, bufs + (size_t)i * CHUNK, (uint64_t)i * per, per, tc_cb, &ios[i].r),
+				 0);
 	}
 	assert_int_equal(truncate(path, (off_t)new_size), 0);
 	assert_int_equal(wait_all(g, ios, N), 0);
@@ -488,10 +489,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(enospc_tmpfs),
-		cmocka_unit_test(eio_zram),
-		cmocka_unit_test(truncated_under_reads),
-		cmocka_unit_test(loop_detached),
+		cmocka_unit_test(enospc_tmpfs),          cmocka_unit_test(eio_zram),
+		cmocka_unit_test(truncated_under_reads), cmocka_unit_test(loop_detached),
 		cmocka_unit_test(aio_max_nr_exhausted),
 	};
 

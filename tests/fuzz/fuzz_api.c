@@ -31,12 +31,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-#define CHECK(cond)                                                                                  \
-	do {                                                                                         \
-		if (!(cond)) {                                                                       \
+#define CHECK(cond)                                                                                        \
+	do {                                                                                               \
+		if (!(cond)) {                                                                             \
 			fprintf(stderr, "fuzz_api: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                     \
-		}                                                                                    \
+			abort();                                                                           \
+		}                                                                                          \
 	} while (0)
 
 #define MAX_GROUPS 3
@@ -456,9 +456,10 @@ do_channel_create(void)
 	c->grp = grp;
 	c->qd = opts.queue_depth ? opts.queue_depth : 128;
 	c->bounce_n = opts.bounce_buffers;
-	c->bounce_size = opts.bounce_buffers
-				 ? ((opts.bounce_buffer_size ? opts.bounce_buffer_size : 128 * 1024) + W.bs - 1) / W.bs * W.bs
-				 : 0;
+	c->bounce_size =
+		opts.bounce_buffers ?
+			((opts.bounce_buffer_size ? opts.bounce_buffer_size : 128 * 1024) + W.bs - 1) / W.bs * W.bs :
+			0;
 	c->bounce_used = 0;
 	c->inflight = 0;
 	CHECK(aioblk_channel_inflight(c->ch) == 0);
@@ -493,9 +494,9 @@ do_close(void)
 }
 
 /* Set @err when @cond: the call must return one of the errors that apply. */
-#define MAY(cond, err)                              \
-	do {                                        \
-		if (cond)                           \
+#define MAY(cond, err)                               \
+	do {                                         \
+		if (cond)                            \
 			allowed[nallowed++] = (err); \
 	} while (0)
 
@@ -612,13 +613,13 @@ do_rw(bool write)
 		return;
 	}
 	if (use_buf_api && iovcnt == 1)
-		rc = write ? aioblk_write(c->ch, op->iov[0].iov_base, off_blocks, num_blocks, op_cb, op)
-			   : aioblk_read(c->ch, op->iov[0].iov_base, off_blocks, num_blocks, op_cb, op);
+		rc = write ? aioblk_write(c->ch, op->iov[0].iov_base, off_blocks, num_blocks, op_cb, op) :
+			     aioblk_read(c->ch, op->iov[0].iov_base, off_blocks, num_blocks, op_cb, op);
 	else if (fua)
 		rc = aioblk_writev_ext(c->ch, op->iov, iovcnt, off_blocks, num_blocks, AIOBLK_WRITE_FUA, op_cb, op);
 	else
-		rc = write ? aioblk_writev(c->ch, op->iov, iovcnt, off_blocks, num_blocks, op_cb, op)
-			   : aioblk_readv(c->ch, op->iov, iovcnt, off_blocks, num_blocks, op_cb, op);
+		rc = write ? aioblk_writev(c->ch, op->iov, iovcnt, off_blocks, num_blocks, op_cb, op) :
+			     aioblk_readv(c->ch, op->iov, iovcnt, off_blocks, num_blocks, op_cb, op);
 	expect(rc, allowed, nallowed);
 	if (rc != 0) {
 		free(op->mem);
@@ -650,13 +651,13 @@ do_bad_calls(void)
 	CHECK(aioblk_channel_get_stats(NULL, NULL) == -EINVAL);
 	if (!c)
 		return;
-	CHECK(aioblk_readv(c->ch, iov, 1, 0, 1, NULL, NULL) == -EINVAL);          /* NULL callback */
-	CHECK(aioblk_readv(c->ch, NULL, 1, 0, 1, op_cb, NULL) == -EINVAL);        /* NULL iov */
-	CHECK(aioblk_readv(c->ch, iov, 0, 0, 1, op_cb, NULL) == -EINVAL);         /* iovcnt 0 */
+	CHECK(aioblk_readv(c->ch, iov, 1, 0, 1, NULL, NULL) == -EINVAL);   /* NULL callback */
+	CHECK(aioblk_readv(c->ch, NULL, 1, 0, 1, op_cb, NULL) == -EINVAL); /* NULL iov */
+	CHECK(aioblk_readv(c->ch, iov, 0, 0, 1, op_cb, NULL) == -EINVAL);  /* iovcnt 0 */
 	CHECK(aioblk_readv(c->ch, iov, -1, 0, 1, op_cb, NULL) == -EINVAL);
 	CHECK(aioblk_readv(c->ch, many, IOV_MAX + 1, 0, 1, op_cb, NULL) == -EINVAL);
 	if (W.bs == 512 && !W.readonly)
-		CHECK(aioblk_writev(c->ch, iov, 2, 0, 1, op_cb, NULL) == -EINVAL); /* NULL base, non-zero length */
+		CHECK(aioblk_writev(c->ch, iov, 2, 0, 1, op_cb, NULL) == -EINVAL);   /* NULL base, non-zero length */
 	CHECK(aioblk_writev_ext(c->ch, iov, 1, 0, 1, 0x80, op_cb, NULL) == -EINVAL); /* unknown flag */
 	CHECK(aioblk_read(c->ch, &one, 0, UINT64_MAX >> 1, op_cb, NULL) == -EINVAL);
 	CHECK(aioblk_flush(c->ch, NULL, NULL) == -EINVAL);
@@ -710,8 +711,8 @@ do_zero(bool unmap)
 		free(op);
 		return;
 	}
-	rc = unmap ? aioblk_unmap(c->ch, off_blocks, num_blocks, op_cb, op)
-		   : aioblk_write_zeroes(c->ch, off_blocks, num_blocks, op_cb, op);
+	rc = unmap ? aioblk_unmap(c->ch, off_blocks, num_blocks, op_cb, op) :
+		     aioblk_write_zeroes(c->ch, off_blocks, num_blocks, op_cb, op);
 	expect(rc, allowed, nallowed);
 	if (rc != 0) {
 		free(op);

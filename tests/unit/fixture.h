@@ -12,7 +12,7 @@
 
 struct fx {
 	char path[256];
-	int fd;        /* the file opened by the test itself, buffered, for checking */
+	int fd; /* the file opened by the test itself, buffered, for checking */
 	struct aioblk_disk *disk;
 	struct aioblk_group *group;
 	struct aioblk_channel *ch;
