@@ -584,10 +584,10 @@ poll_once(struct worker *w)
 	int n;
 
 	/*
-	 * A limit of one completion per request keeps a poll finite: without
-	 * one, a device that completes inside io_submit (zram) can keep a poll
-	 * reaping forever once callbacks refill a whole batch (iodepth >= 128).
-	 * aioblk_group_wait takes no limit (see tests/perf/test_poll_bound.c).
+	 * At most one completion per request per poll: every poll then ends
+	 * with the io_submit of what its callbacks queued. (Before commit
+	 * 497d739 a poll without a limit could reap forever on devices that
+	 * complete inside io_submit; tests/perf/test_poll_bound.c.)
 	 */
 	if (w->run->o->interrupt)
 		n = aioblk_group_wait(w->group, 100);
