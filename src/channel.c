@@ -174,8 +174,9 @@ aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_channel_
 	return 0;
 }
 
+/* Take a free slot for a new request (NULL when the queue depth is reached). */
 struct aioblk_req *
-channel_get_req(struct aioblk_channel *ch)
+channel_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_arg)
 {
 	struct aioblk_req *req = ch->free;
 
@@ -183,6 +184,11 @@ channel_get_req(struct aioblk_channel *ch)
 		return NULL;
 	ch->free = req->next;
 	req->next = NULL;
+	req->op = op;
+	req->cb = cb;
+	req->cb_arg = cb_arg;
+	req->offset = 0;
+	req->len = 0;
 	req->bounce = NULL;
 	req->done = 0;
 	req->status = 0;

@@ -218,7 +218,7 @@ void disk_wake_resetters(struct aioblk_disk *disk, const struct aioblk_group *ex
 void disk_check_lost(struct aioblk_disk *disk);
 
 /* channel.c */
-struct aioblk_req *channel_get_req(struct aioblk_channel *ch);
+struct aioblk_req *channel_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_arg);
 void channel_put_req(struct aioblk_channel *ch, struct aioblk_req *req);
 void channel_accept(struct aioblk_channel *ch, struct aioblk_req *req);
 void channel_enqueue(struct aioblk_channel *ch, struct aioblk_req *req);

@@ -167,7 +167,7 @@ submit_rw(struct aioblk_channel *ch, enum req_op op, const struct iovec *iov, in
 	if (unlikely(!aligned && (!ch->bounce_size || len > ch->bounce_size)))
 		return -EINVAL;
 
-	req = channel_get_req(ch);
+	req = channel_get_req(ch, op, cb, cb_arg);
 	if (unlikely(!req))
 		return -EAGAIN;
 	if (unlikely(!aligned)) {
@@ -180,9 +180,6 @@ submit_rw(struct aioblk_channel *ch, enum req_op op, const struct iovec *iov, in
 			copy_from_iov(req->bounce, iov, iovcnt);
 	}
 
-	req->op = op;
-	req->cb = cb;
-	req->cb_arg = cb_arg;
 	req->offset = offset;
 	req->len = len;
 	req->fua = io_flags & AIOBLK_WRITE_FUA;
@@ -263,13 +260,9 @@ aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 		return -EINVAL;
 	if (atomic_load_explicit(&ch->disk->lost, memory_order_relaxed))
 		return -ENODEV;
-	req = channel_get_req(ch);
+	req = channel_get_req(ch, OP_FLUSH, cb, cb_arg);
 	if (!req)
 		return -EAGAIN;
-	req->op = OP_FLUSH;
-	req->cb = cb;
-	req->cb_arg = cb_arg;
-	req->len = 0;
 	channel_accept(ch, req);
 	if (atomic_load_explicit(&ch->disk->flush_mode, memory_order_relaxed) == FLUSH_SYNC) {
 		/* fdatasync(2) runs at the next poll: it covers every write completed before now. */
@@ -290,13 +283,9 @@ aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 	if (!ch || !cb)
 		return -EINVAL;
 	disk = ch->disk;
-	req = channel_get_req(ch);
+	req = channel_get_req(ch, OP_RESET, cb, cb_arg);
 	if (!req)
 		return -EAGAIN;
-	req->op = OP_RESET;
-	req->cb = cb;
-	req->cb_arg = cb_arg;
-	req->len = 0;
 	channel_accept(ch, req);
 	/* Wait out every request accepted in this epoch or before; later ones carry a newer epoch. */
 	req->epoch = atomic_fetch_add(&disk->epoch, 1);
@@ -382,12 +371,9 @@ submit_blocking(struct aioblk_channel *ch, bool unmap, uint64_t offset_blocks, u
 	rc = check_range(ch, offset_blocks, num_blocks, &offset, &len);
 	if (rc < 0)
 		return rc;
-	req = channel_get_req(ch);
+	req = channel_get_req(ch, OP_ZERO, cb, cb_arg);
 	if (!req)
 		return -EAGAIN;
-	req->op = OP_ZERO;
-	req->cb = cb;
-	req->cb_arg = cb_arg;
 	req->offset = offset;
 	req->len = len;
 	channel_accept(ch, req);

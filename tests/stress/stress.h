@@ -43,6 +43,28 @@ st_readable(int fd)
 }
 
 /*
+ * Nothing is left to do: the group's fd goes quiet after polls that run no
+ * callback. A completion's eventfd signal lands just after its event is in
+ * the ring, so a poll can reap the event first and the fd turns readable
+ * once more; the next poll clears that. Real work left behind fails this.
+ */
+static inline bool
+st_fd_settles(struct aioblk_group *g)
+{
+	int fd = aioblk_group_fd(g);
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (!st_readable(fd))
+			return true;
+		if (aioblk_group_poll(g, 0) != 0)
+			return false;
+		st_sleep_ms(1);
+	}
+	return false;
+}
+
+/*
  * The eventfd counter, looked at without changing it: read it (that clears
  * it) and write the value straight back. Only the test's own thread polls the
  * group, so the library never sees the short moment the counter is zero.
