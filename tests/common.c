@@ -305,8 +305,8 @@ tc_check(const void *buf, size_t bytes, uint64_t seed)
 	return -1;
 }
 
-static int64_t
-now_ms(void)
+int64_t
+tc_now_ms(void)
 {
 	struct timespec ts;
 
@@ -317,10 +317,10 @@ now_ms(void)
 int
 tc_poll_until(struct aioblk_group *group, bool (*done)(void *), void *arg, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = tc_now_ms() + timeout_ms;
 
 	while (!done(arg)) {
-		if (now_ms() > deadline)
+		if (tc_now_ms() > deadline)
 			return -ETIMEDOUT;
 		aioblk_group_wait(group, 10);
 	}

@@ -46,6 +46,9 @@ void tc_fill(void *buf, size_t bytes, uint64_t seed);
 /* Returns the first mismatching byte offset, or -1 when all match. */
 long tc_check(const void *buf, size_t bytes, uint64_t seed);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t tc_now_ms(void);
+
 /* Poll @group until @done() is true or @timeout_ms passes; returns 0 or -ETIMEDOUT. */
 int tc_poll_until(struct aioblk_group *group, bool (*done)(void *), void *arg, int timeout_ms);
 /* Poll until r->count reaches @count. */

@@ -60,23 +60,14 @@ feat_close(struct feat *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 feat_poll_count(struct aioblk_group *g, struct tc_result *r, int count, unsigned *polls, unsigned *busy)
 {
-	int64_t deadline = now_ms() + 10000;
+	int64_t deadline = tc_now_ms() + 10000;
 	int rc;
 
 	while (r->count < count) {
-		if (now_ms() > deadline)
+		if (tc_now_ms() > deadline)
 			return -ETIMEDOUT;
 		rc = aioblk_group_poll(g, 0);
 		assert_true(rc >= 0);

@@ -15,15 +15,6 @@
 
 #include "common.h"
 
-static inline int64_t
-st_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static inline void
 st_sleep_ms(unsigned ms)
 {
@@ -86,10 +77,10 @@ st_eventfd_peek(int fd)
 static inline uint64_t
 st_wait_signals(int fd, uint64_t want)
 {
-	int64_t deadline = st_now_ms() + 10000;
+	int64_t deadline = tc_now_ms() + 10000;
 	uint64_t v;
 
-	while ((v = st_eventfd_peek(fd)) < want && st_now_ms() < deadline)
+	while ((v = st_eventfd_peek(fd)) < want && tc_now_ms() < deadline)
 		st_sleep_ms(1);
 	return v;
 }

@@ -103,8 +103,8 @@ reentry_case(uint32_t group_flags, enum kind kind, bool use_wait)
 	}
 	assert_int_equal(rc, 0);
 
-	deadline = st_now_ms() + 10000;
-	while (c.ran == 0 && st_now_ms() < deadline) {
+	deadline = tc_now_ms() + 10000;
+	while (c.ran == 0 && tc_now_ms() < deadline) {
 		rc = use_wait ? aioblk_group_wait(c.g, 1000) : aioblk_group_poll(c.g, 0);
 		assert_true(rc >= 0);
 	}
@@ -251,8 +251,8 @@ chain_case(uint32_t group_flags)
 		chain_reqs[i] = (struct chain_req){ .c = &c, .slot = i, .seq = i };
 		assert_int_equal(chain_start(&chain_reqs[i]), 0);
 	}
-	deadline = st_now_ms() + 20000;
-	while (c.done < total && st_now_ms() < deadline)
+	deadline = tc_now_ms() + 20000;
+	while (c.done < total && tc_now_ms() < deadline)
 		assert_true(aioblk_group_wait(g, 1000) >= 0);
 	assert_int_equal(c.submit_rc, 0);
 	assert_int_equal(c.done, total);

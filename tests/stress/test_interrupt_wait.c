@@ -89,9 +89,9 @@ timeout_case(uint32_t a_flags)
 	blocker_open(&bl, a_flags, AIOBLK_DISK_BUFFERED);
 	blocker_arm(&bl, NULL, NULL);
 
-	t0 = st_now_ms();
+	t0 = tc_now_ms();
 	rc = aioblk_group_wait(bl.a, 200);
-	elapsed = st_now_ms() - t0;
+	elapsed = tc_now_ms() - t0;
 	assert_int_equal(rc, 0);
 	assert_int_equal(bl.rs.count, 0);
 	assert_true(elapsed >= 200 - SLACK_MS);
@@ -144,13 +144,13 @@ test_wait_nothing_outstanding(void **state)
 	for (i = 0; i < 2; i++) {
 		assert_int_equal(aioblk_group_create(flags[i], &g), 0);
 		/* A group without channels, then with an idle one. */
-		t0 = st_now_ms();
+		t0 = tc_now_ms();
 		assert_int_equal(aioblk_group_wait(g, LONG_TIMEOUT_MS), 0);
 		assert_int_equal(aioblk_group_wait(g, -1), 0);
 		assert_int_equal(aioblk_channel_create(g, disk, 4, &ch), 0);
 		assert_int_equal(aioblk_group_wait(g, LONG_TIMEOUT_MS), 0);
 		assert_int_equal(aioblk_group_wait(g, -1), 0);
-		assert_true(st_now_ms() - t0 < LONG_TIMEOUT_MS / 2);
+		assert_true(tc_now_ms() - t0 < LONG_TIMEOUT_MS / 2);
 		assert_int_equal(aioblk_channel_destroy(ch), 0);
 		assert_int_equal(aioblk_group_destroy(g), 0);
 	}
@@ -180,7 +180,7 @@ completion_case(uint32_t group_flags, uint32_t disk_flags)
 	buf = tc_alloc(4096, 4096);
 	assert_non_null(buf);
 	for (i = 0; i < 50; i++) {
-		int64_t t0 = st_now_ms();
+		int64_t t0 = tc_now_ms();
 
 		memset(&r, 0, sizeof(r));
 		tc_fill(buf, 4096, (uint64_t)i);
@@ -196,7 +196,7 @@ completion_case(uint32_t group_flags, uint32_t disk_flags)
 		assert_int_equal(r.count, 1);
 		assert_int_equal(r.status, 0);
 		assert_int_equal(tc_check(buf, 4096, (uint64_t)i), -1);
-		assert_true(st_now_ms() - t0 < LONG_TIMEOUT_MS / 2);
+		assert_true(tc_now_ms() - t0 < LONG_TIMEOUT_MS / 2);
 	}
 	/* Several at once: every wait returns what it ran, the sum is all of them. */
 	memset(&r, 0, sizeof(r));
@@ -249,8 +249,8 @@ helper_poll_b(void *arg)
 
 	if (h->delay_ms)
 		st_sleep_ms(h->delay_ms);
-	deadline = st_now_ms() + 10000;
-	while (aioblk_channel_inflight(h->bl->chb) && st_now_ms() < deadline)
+	deadline = tc_now_ms() + 10000;
+	while (aioblk_channel_inflight(h->bl->chb) && tc_now_ms() < deadline)
 		h->polled += aioblk_group_poll(h->bl->b, 0);
 	return NULL;
 }
@@ -274,13 +274,13 @@ woken_case(uint32_t a_flags, unsigned iterations, unsigned delay_ms)
 		h = (struct helper){ .bl = &bl, .delay_ms = delay_ms };
 		/* B belongs to the helper until it is joined. */
 		assert_int_equal(pthread_create(&t, NULL, helper_poll_b, &h), 0);
-		t0 = st_now_ms();
+		t0 = tc_now_ms();
 		rc = aioblk_group_wait(bl.a, LONG_TIMEOUT_MS);
 		/* A wake-up that was lost would sleep until the timeout and return 0. */
 		assert_int_equal(rc, 1);
 		assert_int_equal(bl.rs.count, 1);
 		assert_int_equal(bl.rs.status, 0);
-		assert_true(st_now_ms() - t0 < LONG_TIMEOUT_MS / 2);
+		assert_true(tc_now_ms() - t0 < LONG_TIMEOUT_MS / 2);
 		assert_int_equal(pthread_join(t, NULL), 0);
 		assert_int_equal(h.polled, 1);
 		assert_int_equal(bl.w.count, 1);
@@ -315,10 +315,10 @@ static struct slow slow;
 static void
 slow_write_cb(void *arg, int status)
 {
-	int64_t deadline = st_now_ms() + 500;
+	int64_t deadline = tc_now_ms() + 500;
 
 	atomic_store(&slow.in_cb, 1);
-	while (!atomic_load(&slow.go) && st_now_ms() < deadline)
+	while (!atomic_load(&slow.go) && tc_now_ms() < deadline)
 		st_sleep_ms(1);
 	atomic_store(&slow.done, 1);
 }
@@ -351,8 +351,8 @@ test_reset_completes_after_earlier_callbacks(void **state)
 
 	h = (struct helper){ .bl = &bl };
 	assert_int_equal(pthread_create(&t, NULL, helper_poll_b, &h), 0);
-	deadline = st_now_ms() + 10000;
-	while (bl.rs.count == 0 && st_now_ms() < deadline)
+	deadline = tc_now_ms() + 10000;
+	while (bl.rs.count == 0 && tc_now_ms() < deadline)
 		assert_true(aioblk_group_wait(bl.a, 1000) >= 0);
 	atomic_store(&slow.go, 1);
 	assert_int_equal(pthread_join(t, NULL), 0);

@@ -338,9 +338,9 @@ thr_wait(struct thr *t)
 static void
 thr_drain(struct thr *t)
 {
-	int64_t deadline = st_now_ms() + 30000;
+	int64_t deadline = tc_now_ms() + 30000;
 
-	while (t->inflight && st_now_ms() < deadline)
+	while (t->inflight && tc_now_ms() < deadline)
 		thr_wait(t);
 }
 
@@ -387,7 +387,7 @@ worker_main(void *arg)
 		thr_close(t);
 		return NULL;
 	}
-	while (st_now_ms() < end_ms) {
+	while (tc_now_ms() < end_ms) {
 		for (i = 0; i < 4; i++)
 			worker_issue(t, (unsigned)(rnd(t) % NDISKS));
 		/* Storms: mostly calm, sometimes a reset, now and then one on every channel. */
@@ -410,7 +410,7 @@ churn_main(void *arg)
 	struct thr *t = arg;
 	unsigned k, nreads;
 
-	while (st_now_ms() < end_ms) {
+	while (tc_now_ms() < end_ms) {
 		t->mode = (t->cycles + t->id) % 2 ? WAIT_GROUP_WAIT : WAIT_BUSY;
 		if (thr_open(t, t->mode == WAIT_BUSY ? 0 : AIOBLK_GROUP_EVENTFD, CHURN_QD) < 0) {
 			t->api_errors++;
@@ -473,7 +473,7 @@ test_threads_disks_resets_churn(void **state)
 		}
 	}
 
-	end_ms = st_now_ms() + (run_ms > 0 ? run_ms : RUN_MS_DEFAULT);
+	end_ms = tc_now_ms() + (run_ms > 0 ? run_ms : RUN_MS_DEFAULT);
 	for (i = 0; i < NTHREADS; i++)
 		assert_int_equal(pthread_create(&thrs[i].tid, NULL, thrs[i].churn ? churn_main : worker_main, &thrs[i]),
 				 0);
@@ -569,9 +569,9 @@ handover_main(void *arg)
 	if (!buf)
 		goto out;
 	for (int round = me; round < 4; round += 2) {
-		int64_t deadline = st_now_ms() + 10000;
+		int64_t deadline = tc_now_ms() + 10000;
 
-		while (atomic_load_explicit(&h->turn, memory_order_relaxed) != round && st_now_ms() < deadline)
+		while (atomic_load_explicit(&h->turn, memory_order_relaxed) != round && tc_now_ms() < deadline)
 			st_sleep_ms(1);
 		rc = aioblk_group_create(0, &g);
 		if (rc == 0)

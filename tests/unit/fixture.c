@@ -17,15 +17,6 @@
 
 #include "common.h"
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 fx_open(struct fx *fx, uint64_t bytes, uint32_t disk_flags, uint32_t group_flags, unsigned qd)
 {
@@ -53,14 +44,14 @@ fx_open(struct fx *fx, uint64_t bytes, uint32_t disk_flags, uint32_t group_flags
 void
 fx_close(struct fx *fx)
 {
-	int64_t deadline = now_ms() + 3000;
+	int64_t deadline = tc_now_ms() + 3000;
 
 	/*
 	 * A test that failed half-way may leave requests behind: drain them
 	 * (bounded) so that what follows is not a cascade of leaks. The
 	 * assertion below still reports them.
 	 */
-	while (fx->ch && aioblk_channel_inflight(fx->ch) && now_ms() < deadline)
+	while (fx->ch && aioblk_channel_inflight(fx->ch) && tc_now_ms() < deadline)
 		aioblk_group_poll(fx->group, 0);
 	if (fx->ch) {
 		assert_int_equal(aioblk_channel_inflight(fx->ch), 0);
@@ -101,14 +92,14 @@ all_ran(const struct fx_req *reqs, unsigned n)
 int
 fx_drive(struct fx *fx, struct fx_req *reqs, unsigned n, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = tc_now_ms() + timeout_ms;
 	int efd = aioblk_group_fd(fx->group);
 
 	/* Hand over what is queued, as an event loop does before it sleeps. */
 	if (efd >= 0)
 		aioblk_group_submit(fx->group);
 	while (!all_ran(reqs, n)) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - tc_now_ms();
 
 		if (left <= 0)
 			return -ETIMEDOUT;
