@@ -184,7 +184,11 @@ submit_rw(struct aioblk_channel *ch, enum req_op op, const struct iovec *iov, in
 	req->len = len;
 	req->fua = io_flags & AIOBLK_WRITE_FUA;
 	req->iovcnt = iovcnt;
-	if (iovcnt <= AIOBLK_INLINE_IOVS) {
+	if (likely(iovcnt == 1)) {
+		/* The common case, and every aioblk_read/aioblk_write: two moves, no memcpy call. */
+		req->inline_iov[0] = iov[0];
+		req->iov = req->inline_iov;
+	} else if (iovcnt <= AIOBLK_INLINE_IOVS) {
 		/* Small arrays are copied, so a caller's stack array cannot go stale. */
 		memcpy(req->inline_iov, iov, (size_t)iovcnt * sizeof(*iov));
 		req->iov = req->inline_iov;
