@@ -167,7 +167,14 @@ reset_cb(void *arg, int status)
 	for (i = 0; i < rec->nsnap; i++) {
 		struct sreq *r = rec->snap[i].r;
 
-		if (atomic_load(&r->gen) == rec->snap[i].gen && atomic_load(&r->state) != REQ_DONE)
+		/*
+		 * State first, then generation: the owner bumps gen before it marks a
+		 * new request accepted, so "not done" followed by the same gen is the
+		 * snapped request itself, not a later one in the same slot.
+		 */
+		unsigned state = atomic_load(&r->state);
+
+		if (state != REQ_DONE && atomic_load(&r->gen) == rec->snap[i].gen)
 			t->reset_violations++;
 	}
 	t->resets_done++;
