@@ -15,12 +15,12 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Laid out as a man tree, so that `.so man3/page.3` resolves from $tmp.
-mkdir -p "$tmp/man3" "$tmp/man7"
+mkdir -p "$tmp/man1" "$tmp/man3" "$tmp/man7"
 for page in "$@"; do
 	name=$(basename "$page")
 	section=${name##*.}
 	if [ ! -d "$tmp/man$section" ]; then
-		echo "FAIL: $page: no section 3 or 7"
+		echo "FAIL: $page: no section 1, 3 or 7"
 		exit 1
 	fi
 	cp "$page" "$tmp/man$section/$name"
@@ -29,7 +29,7 @@ done
 fail=0
 case $map in /*) ;; *) map=$PWD/$map ;; esac
 cd "$tmp" || exit 1
-for page in man3/* man7/*; do
+for page in man1/* man3/* man7/*; do
 	[ -f "$page" ] || continue
 	out=$(MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$page" 2>&1 >/dev/null)
 	if [ -n "$out" ]; then
@@ -67,9 +67,10 @@ for sym in $(sed -n 's/^[[:space:]]*\(aioblk_[a-z0-9_]*\);.*/\1/p' "$map"); do
 		fail=1
 	fi
 done
+n1=$(ls man1 | wc -l)
 n3=$(ls man3 | wc -l)
 n7=$(ls man7 | wc -l)
 if [ "$fail" -eq 0 ]; then
-	echo "$n3 section-3 and $n7 section-7 pages render without warnings; every exported symbol has a page"
+	echo "$n1 section-1, $n3 section-3 and $n7 section-7 pages render without warnings; every exported symbol has a page"
 fi
 exit "$fail"
