@@ -24,7 +24,7 @@ esac
 # man page check, clang-format for the format check, pkg-config for the consumer test).
 packages=(meson ninja-build gcc pkg-config libaio-dev)
 if [ "$mode" = test ]; then
-	packages+=(libcmocka-dev util-linux man-db groff-base clang-format)
+	packages+=(libcmocka-dev util-linux mount man-db groff-base clang-format)
 fi
 
 missing=()
