@@ -202,7 +202,7 @@ aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct a
 	disk->len_align = disk->direct ? detected : 1;
 	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
 	atomic_store(&disk->nowait, disk->blockdev && disk->direct && (opts->flags & AIOBLK_DISK_NOWAIT));
-	atomic_store(&disk->flush_mode, FLUSH_PROBE);
+	atomic_store(&disk->flush_mode, FLUSH_ASYNC);
 	probe_unmap(disk, bytes);
 
 	aioblk_log(AIOBLK_LOG_INFO, "%s: %s, %s, block size %u, %llu blocks, buffer alignment %zu", disk->name,

@@ -41,8 +41,7 @@ struct aio_ring {
 #define AIO_RING_MAGIC 0xa10a10a1u
 
 enum flush_mode {
-	FLUSH_PROBE, /* not known yet whether the kernel takes IOCB_CMD_FDSYNC */
-	FLUSH_ASYNC, /* it does */
+	FLUSH_ASYNC, /* IOCB_CMD_FDSYNC, until the kernel refuses it for this disk */
 	FLUSH_SYNC,  /* it refused: fdatasync(2) inside a poll */
 };
 
