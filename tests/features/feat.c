@@ -279,3 +279,15 @@ feat_log_find(const struct feat_log *log, const char *a, const char *b)
 			return i;
 	return -1;
 }
+
+void
+feat_make_target_or_skip(enum feat_kind kind, uint64_t bytes, char *path, size_t len)
+{
+	int rc = feat_make_target(kind, bytes, path, len);
+
+	if (rc == -EPERM) {
+		print_message("SKIP %s: needs root\n", feat_kind_name(kind));
+		skip();
+	}
+	assert_int_equal(rc, 0);
+}

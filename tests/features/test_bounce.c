@@ -27,14 +27,8 @@ static void
 make_direct(enum feat_kind kind, struct feat *f, const struct aioblk_channel_opts *copts)
 {
 	char path[256];
-	int rc;
 
-	rc = feat_make_target(kind, TARGET_BYTES, path, sizeof(path));
-	if (rc == -EPERM) {
-		print_message("SKIP %s: needs root\n", feat_kind_name(kind));
-		skip();
-	}
-	assert_int_equal(rc, 0);
+	feat_make_target_or_skip(kind, TARGET_BYTES, path, sizeof(path));
 	assert_int_equal(feat_open(f, path, NULL, copts, 0), 0);
 	if (!aioblk_disk_is_direct(f->disk) || aioblk_disk_buf_align(f->disk) < 2) {
 		print_message("SKIP %s: not O_DIRECT with an alignment (align %zu)\n", feat_kind_name(kind),

@@ -165,19 +165,6 @@ poll_ordered(struct aioblk_group *g, struct ordered *o, int count)
 	assert_int_equal(o->count, count);
 }
 
-static int
-make_or_skip(enum feat_kind kind, char *path, size_t len)
-{
-	int rc = feat_make_target(kind, TARGET_BYTES, path, len);
-
-	if (rc == -EPERM) {
-		print_message("SKIP %s: needs root\n", feat_kind_name(kind));
-		skip();
-	}
-	assert_int_equal(rc, 0);
-	return rc;
-}
-
 static void
 check_fua(enum feat_kind kind)
 {
@@ -189,7 +176,7 @@ check_fua(enum feat_kind kind)
 	struct feat f;
 	size_t len;
 
-	make_or_skip(kind, path, sizeof(path));
+	feat_make_target_or_skip(kind, TARGET_BYTES, path, sizeof(path));
 	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
 	assert_true(aioblk_disk_supports(f.disk, AIOBLK_IO_FUA_WRITE));
 	len = 16 * (size_t)f.bs;
@@ -314,7 +301,7 @@ check_flush_async(enum feat_kind kind)
 	struct feat f;
 	void *buf;
 
-	make_or_skip(kind, path, sizeof(path));
+	feat_make_target_or_skip(kind, TARGET_BYTES, path, sizeof(path));
 	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
 	buf = tc_alloc(4096, 64 * 1024);
 	tc_fill(buf, 64 * 1024, 7);

@@ -91,14 +91,8 @@ open_kind(enum feat_kind kind, struct feat *f, uint32_t flags, const char *name)
 {
 	struct aioblk_disk_opts opts = { .flags = flags, .name = name };
 	char path[256];
-	int rc;
 
-	rc = feat_make_target(kind, TARGET_BYTES, path, sizeof(path));
-	if (rc == -EPERM) {
-		print_message("SKIP %s: needs root\n", feat_kind_name(kind));
-		skip();
-	}
-	assert_int_equal(rc, 0);
+	feat_make_target_or_skip(kind, TARGET_BYTES, path, sizeof(path));
 	assert_int_equal(feat_open(f, path, &opts, NULL, 0), 0);
 }
 

@@ -108,14 +108,9 @@ check_target(enum feat_kind kind, uint32_t flags)
 	uint64_t nblocks, size_before;
 	long long before;
 	bool unmap;
-	int rc, i;
+	int i;
 
-	rc = feat_make_target(kind, TARGET_BYTES, path, sizeof(path));
-	if (rc == -EPERM) {
-		print_message("SKIP %s: needs root\n", feat_kind_name(kind));
-		skip();
-	}
-	assert_int_equal(rc, 0);
+	feat_make_target_or_skip(kind, TARGET_BYTES, path, sizeof(path));
 	aioblk_set_log_fn(feat_log_fn, &log);
 	opts.flags = flags;
 	assert_int_equal(feat_open(&f, path, &opts, NULL, 0), 0);
@@ -297,10 +292,7 @@ test_tmpfs_fallback_logged(void **state)
 	int rc;
 
 	(void)state;
-	rc = feat_make_target(FEAT_TMPFS_FILE, TARGET_BYTES, path, sizeof(path));
-	if (rc == -EPERM)
-		skip();
-	assert_int_equal(rc, 0);
+	feat_make_target_or_skip(FEAT_TMPFS_FILE, TARGET_BYTES, path, sizeof(path));
 	/* The kernel's answer, asked directly: does tmpfs take ZERO_RANGE here? */
 	{
 		int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -357,13 +349,9 @@ test_readonly_loop(void **state)
 	struct tc_result r = { 0, 0 };
 	char path[256];
 	struct feat f;
-	int rc;
 
 	(void)state;
-	rc = feat_make_target(FEAT_LOOP_4096, TARGET_BYTES, path, sizeof(path));
-	if (rc == -EPERM)
-		skip();
-	assert_int_equal(rc, 0);
+	feat_make_target_or_skip(FEAT_LOOP_4096, TARGET_BYTES, path, sizeof(path));
 	assert_int_equal(feat_open(&f, path, &opts, NULL, 0), 0);
 	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_UNMAP));
 	assert_false(aioblk_disk_supports(f.disk, AIOBLK_IO_WRITE_ZEROES));
