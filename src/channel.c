@@ -217,10 +217,10 @@ channel_accept(struct aioblk_channel *ch, struct aioblk_req *req)
 	if (req->op == OP_RESET)
 		return;
 	req->epoch = atomic_load_explicit(&ch->disk->epoch, memory_order_acquire);
-	req->next = NULL;
-	req->prev = ch->out_tail;
+	req->out_next = NULL;
+	req->out_prev = ch->out_tail;
 	if (ch->out_tail) {
-		ch->out_tail->next = req;
+		ch->out_tail->out_next = req;
 	} else {
 		ch->out_head = req;
 		/*
@@ -237,14 +237,14 @@ channel_accept(struct aioblk_channel *ch, struct aioblk_req *req)
 static void
 unlink_outstanding(struct aioblk_channel *ch, struct aioblk_req *req)
 {
-	if (req->next)
-		req->next->prev = req->prev;
+	if (req->out_next)
+		req->out_next->out_prev = req->out_prev;
 	else
-		ch->out_tail = req->prev;
-	if (req->prev)
-		req->prev->next = req->next;
+		ch->out_tail = req->out_prev;
+	if (req->out_prev)
+		req->out_prev->out_next = req->out_next;
 	else
-		ch->out_head = req->next;
+		ch->out_head = req->out_next;
 }
 
 /*

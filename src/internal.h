@@ -104,8 +104,9 @@ struct aioblk_req {
 	struct aioblk_channel *ch;
 	aioblk_cb cb;
 	void *cb_arg;
-	struct aioblk_req *next; /* free list, done list or outstanding list */
-	struct aioblk_req *prev; /* outstanding list */
+	struct aioblk_req *next; /* free list, done list or resets list */
+	/* The outstanding list that resets wait on; a request stays on it while on the done list. */
+	struct aioblk_req *out_next, *out_prev;
 	const struct iovec *iov; /* the caller's iovecs (or inline_iov) */
 	uint64_t offset;         /* bytes */
 	uint64_t len;            /* bytes */

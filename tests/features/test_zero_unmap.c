@@ -423,6 +423,70 @@ test_queue_full(void **state)
 	free(buf);
 }
 
+/* The reset's callback: what the writes before it had seen by then. */
+struct reset_view {
+	struct tc_result *w1, *w2;
+	int count, w1_seen, w2_seen;
+};
+
+static void
+reset_view_cb(void *arg, int status)
+{
+	struct reset_view *v = arg;
+
+	assert_int_equal(status, 0);
+	v->count++;
+	v->w1_seen = v->w1->count;
+	v->w2_seen = v->w2->count;
+}
+
+/*
+ * Write-zeroes completes without the kernel (it waits on the done list)
+ * while the requests accepted after it are still in the kernel: each of
+ * those completes exactly once, when the kernel says so, and a reset
+ * behind them waits for them. (A shared list link once let the done list
+ * run them early and the kernel run them again; the fuzzer found it.)
+ */
+static void
+test_kernel_requests_behind_done_list(void **state)
+{
+	struct tc_result z = { 0, 0 }, w1 = { 0, 0 }, w2 = { 0, 0 };
+	struct reset_view v = { &w1, &w2, 0, 0, 0 };
+	unsigned char *buf, *rd;
+	char path[256];
+	struct feat f;
+
+	(void)state;
+	assert_int_equal(tc_make_file(NULL, TARGET_BYTES, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
+	buf = tc_alloc(4096, 2 * 4096);
+	rd = tc_alloc(4096, 2 * 4096);
+	tc_fill(buf, 2 * 4096, 7);
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 4096 / f.bs, tc_cb, &z), 0);
+	assert_int_equal(aioblk_write(f.ch, buf, 4096 / f.bs, 4096 / f.bs, tc_cb, &w1), 0);
+	assert_int_equal(aioblk_write(f.ch, buf + 4096, 2 * 4096 / f.bs, 4096 / f.bs, tc_cb, &w2), 0);
+	assert_int_equal(aioblk_reset(f.ch, reset_view_cb, &v), 0);
+	assert_int_equal(feat_poll_count(f.group, &w2, 1, NULL, NULL), 0);
+	assert_int_equal(feat_poll_count(f.group, &w1, 1, NULL, NULL), 0);
+	assert_int_equal(feat_poll_count(f.group, &z, 1, NULL, NULL), 0);
+	for (int i = 0; i < 1000 && v.count == 0; i++)
+		assert_true(aioblk_group_poll(f.group, 0) >= 0);
+	assert_int_equal(v.count, 1);
+	assert_int_equal(v.w1_seen, 1);
+	assert_int_equal(v.w2_seen, 1);
+	/* Nothing runs twice. */
+	assert_int_equal(feat_poll_some(f.group), 0);
+	assert_int_equal(z.count, 1);
+	assert_int_equal(w1.count, 1);
+	assert_int_equal(w2.count, 1);
+	assert_int_equal(aioblk_channel_inflight(f.ch), 0);
+	assert_int_equal(tc_sync_read(f.group, f.ch, rd, 4096 / f.bs, 2 * 4096 / f.bs), 0);
+	assert_memory_equal(rd, buf, 2 * 4096);
+	feat_close(&f);
+	free(buf);
+	free(rd);
+}
+
 /* supports() of nothing, and of a type it does not know. */
 static void
 test_supports_args(void **state)
@@ -456,6 +520,7 @@ main(void)
 		cmocka_unit_test(test_readonly_loop),
 		cmocka_unit_test(test_eventfd_wakeup),
 		cmocka_unit_test(test_queue_full),
+		cmocka_unit_test(test_kernel_requests_behind_done_list),
 		cmocka_unit_test(test_supports_args),
 	};
 
