@@ -39,6 +39,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 		}                                                                                          \
 	} while (0)
 
+/* AIOBLK_FUZZ_TRACE=1 prints every call and callback, to read a crashing input. */
+static bool trace;
+#define TRACE(...)                                    \
+	do {                                          \
+		if (trace)                            \
+			fprintf(stderr, __VA_ARGS__); \
+	} while (0)
+
 #define MAX_GROUPS 3
 #define MAX_CHANNELS 4
 #define MAX_IOVS 6
@@ -158,6 +166,8 @@ op_cb(void *arg, int status)
 	struct aioblk_channel *tmp = NULL;
 	unsigned char *buf;
 
+	TRACE("cb seq %llu kind %d chan %d status %d\n", (unsigned long long)op->seq, op->kind, (int)(c - W.chans),
+	      status);
 	CHECK(++op->calls == 1);
 	if (op->nasty) {
 		/* A callback may not poll, wait on or destroy its own group or channels. */
@@ -337,6 +347,7 @@ do_open(void)
 		maybe = true;
 
 	rc = aioblk_disk_open(path, &W.opts, &W.disk);
+	TRACE("open flags %#x bs %u: %d\n", flags, bs, rc);
 	if (bad) {
 		CHECK(rc == -EINVAL);
 		W.disk = NULL;
@@ -387,6 +398,7 @@ do_group_create(void)
 		return;
 	}
 	rc = aioblk_group_create(flags, &g);
+	TRACE("group %d create eventfd %d: %d\n", (int)(gr - W.grps), !!flags, rc);
 	CHECK(rc == 0);
 	gr->g = g;
 	gr->efd = flags;
@@ -447,6 +459,8 @@ do_channel_create(void)
 	if (c->ch || !W.grps[grp].g || !W.disk)
 		return;
 	rc = aioblk_channel_create_ext(W.grps[grp].g, W.disk, &opts, &c->ch);
+	TRACE("channel %d create group %d qd %u bounce %u x %zu: %d\n", (int)(c - W.chans), grp, opts.queue_depth,
+	      opts.bounce_buffers, opts.bounce_buffer_size, rc);
 	if (opts.queue_depth > 65536) {
 		CHECK(rc == -EINVAL);
 		c->ch = NULL;
@@ -620,6 +634,9 @@ do_rw(bool write)
 	else
 		rc = write ? aioblk_writev(c->ch, op->iov, iovcnt, off_blocks, num_blocks, op_cb, op) :
 			     aioblk_readv(c->ch, op->iov, iovcnt, off_blocks, num_blocks, op_cb, op);
+	TRACE("%s seq %llu chan %d off %llu blocks %llu iovcnt %d unaligned %d fua %d: %d\n", write ? "write" : "read",
+	      (unsigned long long)op->seq, (int)(c - W.chans), (unsigned long long)off_blocks,
+	      (unsigned long long)num_blocks, iovcnt, op->unaligned, fua, rc);
 	expect(rc, allowed, nallowed);
 	if (rc != 0) {
 		free(op->mem);
@@ -678,6 +695,8 @@ do_simple(enum kind kind)
 		return;
 	op = new_op(kind, c);
 	rc = kind == K_FLUSH ? aioblk_flush(c->ch, op_cb, op) : aioblk_reset(c->ch, op_cb, op);
+	TRACE("%s seq %llu chan %d: %d\n", kind == K_FLUSH ? "flush" : "reset", (unsigned long long)op->seq,
+	      (int)(c - W.chans), rc);
 	if (c->inflight >= c->qd) {
 		CHECK(rc == -EAGAIN);
 		free(op);
@@ -713,6 +732,8 @@ do_zero(bool unmap)
 	}
 	rc = unmap ? aioblk_unmap(c->ch, off_blocks, num_blocks, op_cb, op) :
 		     aioblk_write_zeroes(c->ch, off_blocks, num_blocks, op_cb, op);
+	TRACE("%s seq %llu chan %d off %llu blocks %llu: %d\n", unmap ? "unmap" : "zeroes", (unsigned long long)op->seq,
+	      (int)(c - W.chans), (unsigned long long)off_blocks, (unsigned long long)num_blocks, rc);
 	expect(rc, allowed, nallowed);
 	if (rc != 0) {
 		free(op);
@@ -730,6 +751,7 @@ do_poll(void)
 
 	if (!gr->g)
 		return;
+	TRACE("poll group %d how %d\n", (int)(gr - W.grps), how & 3);
 	switch (how & 3) {
 	case 0:
 		rc = aioblk_group_poll(gr->g, how >> 2);
@@ -813,6 +835,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	trace = getenv("AIOBLK_FUZZ_TRACE") != NULL;
 	if (!dir)
 		dir = getenv("TMPDIR");
 	snprintf(path, sizeof(path), "%s/aioblk-fuzz-XXXXXX", dir ? dir : "/var/tmp");
@@ -835,6 +858,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in_pos = 0;
 	memset(&W, 0, sizeof(W));
 	setup_file();
+	TRACE("file size %llu\n", (unsigned long long)W.size);
 	do_open();
 	while (more() && steps++ < MAX_OPS) {
 		switch (u8() % 20) {
