@@ -9,6 +9,9 @@
 #   AIOBLK_FUZZ_BUILD=dir            build directory (default build-fuzz)
 #   AIOBLK_FUZZ_DIR=dir              where the temporary disk file lives (default: a scratch
 #                                    directory on $TMPDIR, removed at the end)
+#
+# To read a crash: AIOBLK_FUZZ_TRACE=1 build-fuzz/tests/fuzz/fuzz_api <crash file>
+# prints every call the input makes and every callback, in order.
 set -eu
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
