@@ -2,8 +2,10 @@
 /*
  * Threads x disks for a few seconds: every thread has its own group with a
  * channel on each of two shared disks (one O_DIRECT, one buffered) and does
- * random writes and reads of its own region, checking every read against
- * what it wrote. Resets come in storms from every thread; each must
+ * random writes, write-zeroes and reads of its own region, checking every
+ * read against what it wrote, and that each callback runs once. (Write-zeroes
+ * completes without the kernel, so the requests behind it mix the two ways
+ * a request completes.) Resets come in storms from every thread; each must
  * complete, and when its callback runs, every request on that disk issued
  * (accepted) before the reset, on any thread, must have finished its
  * callback: checked with a state flag and a generation per request slot.
@@ -63,6 +65,7 @@ struct sreq {
 	unsigned page; /* first page */
 	unsigned npages;
 	bool write;
+	bool zero;   /* write-zeroes */
 	bool in_use; /* owner only */
 	uint32_t version;
 	unsigned char *buf;
@@ -96,7 +99,7 @@ struct thr {
 	unsigned inflight; /* I/O and resets whose callbacks have not run */
 
 	/* results, read by the main thread after the join */
-	unsigned long writes, reads, verify_errors, io_errors, submit_errors;
+	unsigned long writes, zeroes, reads, verify_errors, io_errors, submit_errors, double_callbacks;
 	unsigned long resets_issued, resets_done, reset_errors, reset_violations;
 	unsigned long stalls, cycles, api_errors;
 };
@@ -215,8 +218,14 @@ io_cb(void *arg, int status)
 	struct thr *t = r->t;
 	unsigned p, owner = t->churn ? 0 : t->id;
 
+	if (atomic_load(&r->state) != REQ_ACCEPTED)
+		t->double_callbacks++;
 	if (status != 0) {
 		t->io_errors++;
+	} else if (r->zero) {
+		t->zeroes++;
+		for (p = 0; p < r->npages; p++)
+			t->version[r->disk][r->page + p] = 0; /* reads as zeroes, like a page never written */
 	} else if (r->write) {
 		t->writes++;
 		for (p = 0; p < r->npages; p++)
@@ -258,7 +267,9 @@ submit_io(struct thr *t, struct sreq *r)
 	int rc;
 
 	atomic_fetch_add(&r->gen, 1);
-	if (r->write)
+	if (r->zero)
+		rc = aioblk_write_zeroes(t->ch[r->disk], off, n * r->npages, io_cb, r);
+	else if (r->write)
 		rc = aioblk_write(t->ch[r->disk], r->buf, off, n * r->npages, io_cb, r);
 	else
 		rc = aioblk_read(t->ch[r->disk], r->buf, off, n * r->npages, io_cb, r);
@@ -294,11 +305,12 @@ worker_issue(struct thr *t, unsigned disk)
 	r->page = page;
 	r->npages = npages;
 	r->write = rnd(t) & 1;
-	if (r->write) {
+	r->zero = r->write && (rnd(t) & 7) == 0;
+	if (r->write && !r->zero) {
 		r->version = ++t->next_version;
 		for (p = 0; p < npages; p++)
 			tc_fill(r->buf + (size_t)p * PAGE, PAGE, page_seed(disk, t->id, page + p, r->version));
-	} else {
+	} else if (!r->write) {
 		memset(r->buf, 0xa5, (size_t)npages * PAGE);
 	}
 	if (submit_io(t, r) == 0)
@@ -432,6 +444,7 @@ churn_main(void *arg)
 			r->npages = 1 + (unsigned)(rnd(t) % MAX_PAGES);
 			r->page = (unsigned)(rnd(t) % (ZERO_REGION - r->npages + 1));
 			r->write = false;
+			r->zero = false;
 			memset(r->buf, 0xa5, (size_t)r->npages * PAGE);
 			submit_io(t, r);
 		}
@@ -490,16 +503,18 @@ test_threads_disks_resets_churn(void **state)
 	for (i = 0; i < NTHREADS; i++) {
 		struct thr *t = &thrs[i];
 
-		print_message("thread %u (%s, %s): %lu writes, %lu reads, %lu/%lu resets, %lu cycles\n", i,
-			      t->churn ? "churn" : "worker",
-			      t->mode == WAIT_GROUP_WAIT ? "group_wait" :
-			      t->mode == WAIT_POLL_FD    ? "poll(fd)" :
-							   "busy",
-			      t->writes, t->reads, t->resets_done, t->resets_issued, t->cycles);
+		print_message(
+			"thread %u (%s, %s): %lu writes, %lu write-zeroes, %lu reads, %lu/%lu resets, %lu cycles\n", i,
+			t->churn ? "churn" : "worker",
+			t->mode == WAIT_GROUP_WAIT ? "group_wait" :
+			t->mode == WAIT_POLL_FD    ? "poll(fd)" :
+						     "busy",
+			t->writes, t->zeroes, t->reads, t->resets_done, t->resets_issued, t->cycles);
 		assert_int_equal(t->api_errors, 0);
 		assert_int_equal(t->submit_errors, 0);
 		assert_int_equal(t->io_errors, 0);
 		assert_int_equal(t->verify_errors, 0);
+		assert_int_equal(t->double_callbacks, 0);
 		assert_int_equal(t->stalls, 0);
 		assert_int_equal(t->inflight, 0);
 		assert_int_equal(t->resets_done, t->resets_issued);
