@@ -389,7 +389,8 @@ submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
 		for (i = ch->batch_head; i < ch->batch_tail; i++)
 			ch->batch[i]->aio_rw_flags &= ~RWF_NOWAIT;
 		ch->stats.retries++;
-		channel_enqueue(ch, req);
+		/* Back to the head of the batch, where its iocb pointer still is: the submit loop goes on with it. */
+		ch->batch_head--;
 		return;
 	}
 #endif
@@ -436,17 +437,25 @@ channel_submit(struct aioblk_channel *ch)
 	return taken;
 }
 
+/*
+ * Run what was on the done list when the poll came here. Callbacks that
+ * add to it (a write-zeroes that issues the next) wait for the next poll,
+ * like requests that go to the kernel: a poll must return.
+ */
 unsigned
 channel_run_done(struct aioblk_channel *ch, unsigned max)
 {
+	struct aioblk_req *last = ch->done_tail;
 	struct aioblk_req *req;
 	unsigned ran = 0;
+	bool was_last = false;
 	int status;
 
-	while (ran < max && (req = ch->done_head)) {
+	while (ran < max && !was_last && (req = ch->done_head)) {
 		ch->done_head = req->next;
 		if (!ch->done_head)
 			ch->done_tail = NULL;
+		was_last = req == last;
 		status = req->status;
 		if (req->op == OP_FLUSH && status == 0)
 			status = aioblk_sys_fdatasync(ch->disk->fd);
@@ -456,19 +465,27 @@ channel_run_done(struct aioblk_channel *ch, unsigned max)
 	return ran;
 }
 
+/*
+ * Complete the resets that are done, oldest first. A later reset waits for
+ * a superset of what an earlier one waits for, so the first one not done
+ * ends the walk, and resets complete in the order they were issued. Resets
+ * that callbacks issue here wait for the next poll.
+ */
 unsigned
 channel_check_resets(struct aioblk_channel *ch, unsigned max)
 {
-	struct aioblk_req **link = &ch->resets_head;
+	struct aioblk_req *last = ch->resets_tail;
 	struct aioblk_req *req;
 	unsigned ran = 0;
+	bool was_last = false;
 
-	while (ran < max && (req = *link)) {
-		if (!disk_reset_done(ch->disk, req->epoch)) {
-			link = &req->next;
-			continue;
-		}
-		*link = req->next;
+	while (ran < max && !was_last && (req = ch->resets_head)) {
+		if (!disk_reset_done(ch->disk, req->epoch))
+			break;
+		ch->resets_head = req->next;
+		if (!ch->resets_head)
+			ch->resets_tail = NULL;
+		was_last = req == last;
 		ch->resets--;
 		atomic_fetch_sub(&ch->disk->resets_waiting, 1);
 		channel_finish(ch, req, 0);
@@ -481,12 +498,8 @@ channel_check_resets(struct aioblk_channel *ch, unsigned max)
 static bool
 reset_ready(const struct aioblk_channel *ch)
 {
-	const struct aioblk_req *req;
-
-	for (req = ch->resets_head; req; req = req->next)
-		if (disk_reset_done(ch->disk, req->epoch))
-			return true;
-	return false;
+	/* The oldest is done first (see channel_check_resets). */
+	return disk_reset_done(ch->disk, ch->resets_head->epoch);
 }
 
 bool

@@ -532,10 +532,18 @@ void
 disk_wake_resetters(struct aioblk_disk *disk, const struct aioblk_group *except)
 {
 	struct aioblk_channel *ch;
+	int rc, err = 0;
 
 	pthread_mutex_lock(&disk->lock);
-	for (ch = disk->channels; ch; ch = ch->disk_next)
-		if (ch->group != except && ch->group->efd >= 0 && atomic_load(&ch->resets))
-			group_kick(ch->group);
+	for (ch = disk->channels; ch; ch = ch->disk_next) {
+		if (ch->group != except && ch->group->efd >= 0 && atomic_load(&ch->resets)) {
+			rc = group_signal(ch->group);
+			if (rc < 0)
+				err = rc;
+		}
+	}
 	pthread_mutex_unlock(&disk->lock);
+	/* Logged outside the lock: the log callback may create or destroy channels of this disk. */
+	if (err < 0)
+		group_log_signal_error(err);
 }

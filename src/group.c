@@ -87,20 +87,38 @@ group_remove_channel(struct aioblk_group *group, struct aioblk_channel *ch)
 		group->channels = ch->group_next;
 	if (ch->group_next)
 		ch->group_next->group_prev = ch->group_prev;
+	if (group->poll_next == ch)
+		group->poll_next = ch->group_next;
 	group->nchannels--;
 }
 
-/* Make the eventfd readable so that an event loop polls the group. Any thread. */
+/*
+ * Make the eventfd readable so that an event loop polls the group. Any
+ * thread; it does not log, so it may run under a disk's lock (the log
+ * callback may call into the library). Returns 0 or the write's -errno.
+ */
+int
+group_signal(struct aioblk_group *group)
+{
+	/* Counted before it is written, so a read can never find more than was counted. */
+	atomic_fetch_add(&group->efd_kicks, 1);
+	return aioblk_sys_eventfd_write(group->efd, 1);
+}
+
+void
+group_log_signal_error(int rc)
+{
+	aioblk_log(AIOBLK_LOG_ERR, "eventfd write failed: %s", strerror(-rc));
+}
+
+/* group_signal, and log a failure. */
 void
 group_kick(struct aioblk_group *group)
 {
-	int rc;
+	int rc = group_signal(group);
 
-	/* Counted before it is written, so a read can never find more than was counted. */
-	atomic_fetch_add(&group->efd_kicks, 1);
-	rc = aioblk_sys_eventfd_write(group->efd, 1);
 	if (rc < 0)
-		aioblk_log(AIOBLK_LOG_ERR, "eventfd write failed: %s", strerror(-rc));
+		group_log_signal_error(rc);
 }
 
 /*
@@ -133,24 +151,41 @@ reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
 	return ran;
 }
 
-/* Run what completed on every channel: requests finished without the kernel, then the rings, then resets. */
+/*
+ * Run what completed on every channel: resets that earlier polls made
+ * ready, requests finished without the kernel, then the ring; last, the
+ * resets that this poll's completions made ready. A poll that runs out of
+ * budget leaves the next poll to start at the channel after the one it
+ * stopped in, so that a busy channel cannot starve the others.
+ */
 static unsigned
 poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped)
 {
-	struct aioblk_channel *ch;
+	struct aioblk_channel *first = group->poll_next ? group->poll_next : group->channels;
+	struct aioblk_channel *ch = first;
 	unsigned ran = 0, before;
 	uint64_t events;
 
-	for (ch = group->channels; ch && ran < max; ch = ch->group_next) {
+	if (!ch)
+		return 0;
+	do {
 		before = ran;
 		events = 0;
-		if (unlikely(ch->done_head))
+		if (unlikely(ch->resets_head != NULL))
+			ran += channel_check_resets(ch, max - ran);
+		if (unlikely(ch->done_head != NULL) && ran < max)
 			ran += channel_run_done(ch, max - ran);
-		ran += reap_channel(ch, max - ran, &events);
+		if (ran < max)
+			ran += reap_channel(ch, max - ran, &events);
 		*reaped += events;
 		if (ran != before || events)
 			ch->found_work = true;
-	}
+		ch = ch->group_next ? ch->group_next : group->channels;
+		if (ran >= max) {
+			group->poll_next = ch;
+			return ran;
+		}
+	} while (ch != first);
 	/* Last, so that completions of this poll already count for the resets. */
 	for (ch = group->channels; ch && ran < max; ch = ch->group_next) {
 		if (unlikely(ch->resets_head != NULL)) {

@@ -130,7 +130,9 @@ struct aioblk_channel {
 	unsigned inflight;       /* accepted, callback not run yet */
 	unsigned in_kernel;      /* handed to io_submit, not reaped yet */
 	_Atomic unsigned resets; /* pending resets on this channel (read by other threads' wake-ups) */
+	/* Pending resets, oldest first: they complete in the order they were issued. */
 	struct aioblk_req *resets_head;
+	struct aioblk_req *resets_tail;
 
 	struct aioblk_req *slots;
 	struct aioblk_req *free;
@@ -166,6 +168,8 @@ struct aioblk_channel {
 
 struct aioblk_group {
 	struct aioblk_channel *channels;
+	/* Where the next poll starts (NULL: the first channel): after where a poll ran out of budget. */
+	struct aioblk_channel *poll_next;
 	unsigned nchannels;
 	int efd;      /* eventfd, or -1 */
 	bool in_poll; /* a poll is running callbacks: refuse re-entry */
@@ -199,6 +203,8 @@ struct aioblk_group {
 #define channel_needs_kick aioblk_internal_channel_needs_kick
 #define disk_wake_resetters aioblk_internal_disk_wake_resetters
 #define group_kick aioblk_internal_group_kick
+#define group_signal aioblk_internal_group_signal
+#define group_log_signal_error aioblk_internal_group_log_signal_error
 #define channel_finish aioblk_internal_channel_finish
 #define ring_reap aioblk_internal_ring_reap
 #define ring_has_events aioblk_internal_ring_has_events
@@ -241,5 +247,7 @@ void io_prep(struct aioblk_channel *ch, struct aioblk_req *req);
 void group_add_channel(struct aioblk_group *group, struct aioblk_channel *ch);
 void group_remove_channel(struct aioblk_group *group, struct aioblk_channel *ch);
 void group_kick(struct aioblk_group *group);
+int group_signal(struct aioblk_group *group);
+void group_log_signal_error(int rc);
 
 #endif /* AIOBLK_INTERNAL_H */

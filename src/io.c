@@ -295,8 +295,12 @@ aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 	req->epoch = atomic_fetch_add(&disk->epoch, 1);
 	atomic_fetch_add(&disk->resets_waiting, 1);
 	atomic_fetch_add(&ch->resets, 1);
-	req->next = ch->resets_head;
-	ch->resets_head = req;
+	req->next = NULL;
+	if (ch->resets_tail)
+		ch->resets_tail->next = req;
+	else
+		ch->resets_head = req;
+	ch->resets_tail = req;
 	if (ch->group->efd >= 0 && !ch->group->in_poll)
 		group_kick(ch->group);
 	return 0;
@@ -426,7 +430,7 @@ io_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t res
 
 	ch->in_kernel--;
 	if (req->op == OP_FLUSH) {
-		status = res < 0 ? (int)res : 0;
+		status = res >= 0 ? 0 : res < -4095 ? -EIO : (int)res;
 		goto finish;
 	}
 	if (unlikely(res < 0)) {

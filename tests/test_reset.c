@@ -306,6 +306,97 @@ test_reset_under_load(void **state)
 	}
 }
 
+/* What ran, in order: 'W' for the read, '1'.. for the resets. */
+struct trail {
+	char seen[16];
+	int n;
+};
+
+struct mark {
+	struct trail *t;
+	char c;
+};
+
+static void
+mark_cb(void *arg, int status)
+{
+	struct mark *m = arg;
+
+	assert_int_equal(status, 0);
+	assert_true(m->t->n < (int)sizeof(m->t->seen) - 1);
+	m->t->seen[m->t->n++] = m->c;
+}
+
+/* Resets on one channel complete in the order they were issued, after what was outstanding before them. */
+static void
+test_resets_in_order(void **state)
+{
+	struct aioblk_group *group;
+	struct aioblk_channel *ch;
+	struct trail t = { { 0 }, 0 };
+	struct mark w = { &t, 'W' }, m[3] = { { &t, '1' }, { &t, '2' }, { &t, '3' } };
+	void *buf = tc_alloc(4096, 4096);
+	int64_t deadline = tc_now_ms() + 10000;
+
+	(void)state;
+	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(aioblk_channel_create(group, disk, 8, &ch), 0);
+	assert_int_equal(aioblk_read(ch, buf, 0, 4096 / aioblk_disk_block_size(disk), mark_cb, &w), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(aioblk_reset(ch, mark_cb, &m[i]), 0);
+	while (aioblk_channel_inflight(ch) && tc_now_ms() < deadline)
+		assert_true(aioblk_group_poll(group, 0) >= 0);
+	assert_string_equal(t.seen, "W123");
+	assert_int_equal(aioblk_channel_destroy(ch), 0);
+	assert_int_equal(aioblk_group_destroy(group), 0);
+	free(buf);
+}
+
+/*
+ * Resets issued from a reset's callback, forever: each poll still returns,
+ * having run one or two of them (a reset issued during a poll may complete
+ * in its last pass over the channels).
+ */
+struct chain {
+	struct aioblk_channel *ch;
+	int done, left;
+};
+
+static void
+chain_cb(void *arg, int status)
+{
+	struct chain *c = arg;
+
+	assert_int_equal(status, 0);
+	c->done++;
+	if (c->left-- > 0)
+		assert_int_equal(aioblk_reset(c->ch, chain_cb, c), 0);
+}
+
+static void
+test_reset_from_reset_callback(void **state)
+{
+	struct aioblk_group *group;
+	struct chain c = { NULL, 0, 1000000 };
+	int rc, total = 0;
+
+	(void)state;
+	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(aioblk_channel_create(group, disk, 4, &c.ch), 0);
+	assert_int_equal(aioblk_reset(c.ch, chain_cb, &c), 0);
+	for (int i = 1; i <= 5; i++) {
+		rc = aioblk_group_poll(group, 0);
+		assert_in_range(rc, 1, 2);
+		total += rc;
+		assert_int_equal(c.done, total);
+	}
+	c.left = 0;
+	while (aioblk_channel_inflight(c.ch))
+		assert_in_range(aioblk_group_poll(group, 0), 0, 2);
+	assert_int_equal(aioblk_channel_destroy(c.ch), 0);
+	assert_int_equal(aioblk_group_destroy(group), 0);
+}
+
 int
 main(void)
 {
@@ -313,6 +404,8 @@ main(void)
 		cmocka_unit_test(test_reset_idle),
 		cmocka_unit_test(test_reset_waits),
 		cmocka_unit_test(test_reset_under_load),
+		cmocka_unit_test(test_resets_in_order),
+		cmocka_unit_test(test_reset_from_reset_callback),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

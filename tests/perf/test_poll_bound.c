@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A poll returns, even when every callback resubmits and the kernel
- * completes requests inside io_submit.
+ * completes requests inside io_submit; and a poll's budget is shared, so
+ * that a channel that always has completions cannot starve the other
+ * channels of its group or their resets.
  *
  * Some devices complete a request before io_submit returns (zram, buffered
  * reads of cached pages). When callbacks resubmit and a channel's queue
@@ -151,6 +153,118 @@ test_wait_returns_qd128_buffered(void **state)
 	check_polls(file_path, AIOBLK_DISK_BUFFERED, 128, true);
 }
 
+/* A callback that issues the next write-zeroes: each poll runs the one that was waiting, and returns. */
+struct zero_chain {
+	struct aioblk_channel *ch;
+	unsigned done, left;
+};
+
+static void
+zero_chain_cb(void *arg, int status)
+{
+	struct zero_chain *z = arg;
+
+	assert_int_equal(status, 0);
+	z->done++;
+	if (z->left-- > 0)
+		assert_int_equal(aioblk_write_zeroes(z->ch, z->done % 64, 1, zero_chain_cb, z), 0);
+}
+
+static void
+test_poll_returns_write_zeroes_chain(void **state)
+{
+	struct aioblk_disk *disk;
+	struct aioblk_group *g;
+	struct zero_chain z = { NULL, 0, RUNAWAY };
+
+	(void)state;
+	assert_int_equal(aioblk_disk_open(file_path, NULL, &disk), 0);
+	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(aioblk_channel_create(g, disk, 4, &z.ch), 0);
+	assert_int_equal(aioblk_write_zeroes(z.ch, 0, 1, zero_chain_cb, &z), 0);
+	for (unsigned i = 1; i <= 5; i++) {
+		assert_int_equal(aioblk_group_poll(g, 0), 1);
+		assert_int_equal(z.done, i);
+	}
+	z.left = 0;
+	assert_int_equal(aioblk_group_poll(g, 0), 1);
+	assert_int_equal(aioblk_channel_inflight(z.ch), 0);
+	assert_int_equal(aioblk_channel_destroy(z.ch), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+}
+
+/*
+ * Channel 1 of a group always has completions (64 resubmitting cached
+ * reads); polls have a budget of 8. A read on channel 2, or a reset there,
+ * must still complete within a few polls.
+ */
+static void
+check_no_starvation(bool reset)
+{
+	struct aioblk_disk_opts opts = { .flags = AIOBLK_DISK_BUFFERED };
+	struct aioblk_disk *disk;
+	struct aioblk_group *g;
+	struct aioblk_channel *ch2;
+	struct tc_result r = { 0, 0 };
+	struct loop l;
+	char *buf2;
+	int polls;
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(aioblk_disk_open(file_path, &opts, &disk), 0);
+	l.bs = aioblk_disk_block_size(disk);
+	l.nblocks = aioblk_disk_num_blocks(disk);
+	l.qd = 64;
+	l.buf = tc_alloc(4096, l.bs);
+	buf2 = tc_alloc(4096, l.bs);
+	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(aioblk_channel_create(g, disk, l.qd, &l.ch), 0);
+	assert_int_equal(aioblk_channel_create(g, disk, 8, &ch2), 0);
+	for (unsigned i = 0; i < l.qd; i++)
+		assert_int_equal(aioblk_read(l.ch, l.buf, l.next++ % l.nblocks, 1, on_done, &l), 0);
+	assert_true(aioblk_group_submit(g) >= 0);
+	if (reset)
+		assert_int_equal(aioblk_reset(ch2, tc_cb, &r), 0);
+	else
+		assert_int_equal(aioblk_read(ch2, buf2, 1, 1, tc_cb, &r), 0);
+	assert_true(aioblk_group_submit(g) >= 0);
+	for (polls = 0; polls < 1000 && r.count == 0; polls++)
+		assert_in_range(aioblk_group_poll(g, 8), 0, 8);
+	if (r.count == 0)
+		print_error(
+			"the %s on channel 2 did not complete in %d polls of budget 8 (channel 1 ran %u callbacks)\n",
+			reset ? "reset" : "read", polls, l.ran);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.status, 0);
+	/* Channel 1 kept its share too. */
+	assert_true(l.ran > 0);
+	l.ran = RUNAWAY;
+	while (aioblk_channel_inflight(l.ch))
+		assert_true(aioblk_group_poll(g, 0) >= 0);
+	assert_int_equal(l.errors, 0);
+	assert_int_equal(aioblk_channel_destroy(ch2), 0);
+	assert_int_equal(aioblk_channel_destroy(l.ch), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	free(l.buf);
+	free(buf2);
+}
+
+static void
+test_busy_channel_does_not_starve_read(void **state)
+{
+	(void)state;
+	check_no_starvation(false);
+}
+
+static void
+test_busy_channel_does_not_starve_reset(void **state)
+{
+	(void)state;
+	check_no_starvation(true);
+}
+
 static void
 test_poll_returns_qd128_zram(void **state)
 {
@@ -171,9 +285,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_poll_returns_qd32_buffered),  cmocka_unit_test(test_poll_returns_qd128_buffered),
-		cmocka_unit_test(test_poll_returns_qd256_buffered), cmocka_unit_test(test_wait_returns_qd128_buffered),
+		cmocka_unit_test(test_poll_returns_qd32_buffered),
+		cmocka_unit_test(test_poll_returns_qd128_buffered),
+		cmocka_unit_test(test_poll_returns_qd256_buffered),
+		cmocka_unit_test(test_wait_returns_qd128_buffered),
 		cmocka_unit_test(test_poll_returns_qd128_zram),
+		cmocka_unit_test(test_poll_returns_write_zeroes_chain),
+		cmocka_unit_test(test_busy_channel_does_not_starve_read),
+		cmocka_unit_test(test_busy_channel_does_not_starve_reset),
 	};
 
 	return cmocka_run_group_tests(tests, make_cached_file, NULL);
