@@ -267,10 +267,14 @@ int aioblk_group_destroy(struct aioblk_group *group);
  * hand every queued request to the kernel (one io_submit per channel).
  * Makes no system call when nothing is queued and nothing completed (in
  * eventfd mode, the eventfd is read only after completions were found).
+ * A poll runs only what was waiting when it came to a channel: what
+ * callbacks issue waits for a later poll, so a poll always returns.
  *
  * @param group the group.
- * @param max_completions stop after this many callbacks; 0: no limit. In
- *        eventfd mode the fd is made readable again when completions remain.
+ * @param max_completions stop after this many callbacks; 0: no limit. The
+ *        next poll then starts at the channel after the one this one
+ *        stopped in, so that no channel starves. In eventfd mode the fd is
+ *        made readable again when completions remain.
  * @return the number of callbacks run; -EINVAL for NULL; -EBUSY from a
  *         callback of the group.
  */
@@ -522,7 +526,8 @@ int aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
 /**
  * Reset: the callback runs once every request that was outstanding on any
  * channel of the disk, in any group and thread, when the reset was issued
- * has completed. Requests issued afterwards do not delay it. The callback
+ * has completed. Requests issued afterwards do not delay it. Resets of one
+ * channel complete in the order they were issued. The callback
  * runs from a poll of this channel's group, so that group must be polled;
  * the other groups must be polled for their requests to complete.
  *
