@@ -488,6 +488,9 @@ issue(struct worker *w, struct io *io, uint64_t now)
 		wr = w->phase == PH_WRITE;
 		if (wr)
 			vfill(io->buf, o->bs, unit * o->bs, w->vseed);
+		else
+			/* What a read that delivers nothing would leave must not pass: the buffer held this block's pattern. */
+			memset(io->buf, 0, o->bs);
 		break;
 	}
 	io->unit = unit;
@@ -929,8 +932,8 @@ static int
 alloc_workers(struct run *r)
 {
 	const struct opts *o = r->o;
-	size_t align = 4096, stride;
-	unsigned wi, k;
+	size_t align = 4096, stride, k;
+	unsigned wi;
 	int t;
 
 	for (t = 0; t < r->ntargets; t++)
@@ -1186,19 +1189,51 @@ print_lat_text(const char *label, const struct totals *tot, int d, uint64_t bs)
 	       (double)hist_percentile(h, 99.9) / 1e3, (double)h->max / 1e3);
 }
 
-static void
-json_string(const char *s)
+/* Bytes in the well-formed UTF-8 sequence at @s; 0 when it is not one (overlong, surrogate, cut short, ...). */
+static int
+utf8_len(const unsigned char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	static const uint32_t least[4] = { 0, 0x80, 0x800, 0x10000 };
+	int more = *s >= 0xf8 ? -1 : *s >= 0xf0 ? 3 : *s >= 0xe0 ? 2 : *s >= 0xc0 ? 1 : -1;
+	uint32_t cp;
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
+	if (*s < 0x80)
+		return 1;
+	if (more < 0)
+		return 0;
+	cp = *s & (0x3fu >> more);
+	for (int i = 1; i <= more; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if (cp < least[more] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return more + 1;
+}
+
+/* A JSON string; a byte that is not UTF-8 (file names need not be) becomes U+FFFD. */
+static void
+json_string(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	int len;
+
+	putchar('"');
+	while (*s) {
+		len = utf8_len(s);
+		if (!len) {
+			fputs("\\ufffd", stdout);
+			s++;
+			continue;
+		}
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if (*s < 0x20)
+			printf("\\u%04x", *s);
 		else
-			putchar(c);
+			fwrite(s, 1, (size_t)len, stdout);
+		s += len;
 	}
 	putchar('"');
 }
@@ -1596,7 +1631,8 @@ main(int argc, char **argv)
 		for (t = 0; t < o.npaths; t++)
 			r.targets[t].path = o.paths[t];
 	} else {
-		rc = make_temp_file(o.size ? o.size : TEMP_FILE_SIZE);
+		/* Whole 4 KiB blocks, so that it opens with any block size; --size still limits the I/O. */
+		rc = make_temp_file(o.size ? (o.size + 4095) / 4096 * 4096 : TEMP_FILE_SIZE);
 		if (rc < 0) {
 			status = 1;
 			goto out;

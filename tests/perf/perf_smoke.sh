@@ -4,9 +4,10 @@
 # its JSON, verify (and that it catches planted corruption), bad arguments,
 # unusable targets, Ctrl-C, and an I/O error (root: a zram device with a
 # memory limit). Nothing here measures speed.
-# Usage: perf_smoke.sh PATH/TO/aioblk-perf
+# Usage: perf_smoke.sh PATH/TO/aioblk-perf [PATH/TO/read_blackhole.so]
 set -u
-perf=${1:?usage: perf_smoke.sh AIOBLK_PERF}
+perf=${1:?usage: perf_smoke.sh AIOBLK_PERF [READ_BLACKHOLE_SO]}
+blackhole=${2:-}
 pass=0
 fail=0
 skip=0
@@ -107,6 +108,10 @@ run "missing target" 1 -t 0.1 ./nonexistent && expect "missing target: named" er
 run "directory target" 1 -t 0.1 adir && expect "directory target: named" err "adir: is a directory"
 run "character device target" 1 -t 0.1 /dev/null && expect "character device: named" err "/dev/null"
 run "target smaller than one I/O" 1 -t 0.1 --bs 4k small && expect "small target: says so" err "too small"
+run "--size below one I/O" 1 -t 0.1 --size 1000 && expect "--size below one I/O: says so" err "too small"
+no_temp_left "--size below one I/O"
+run "--size not a multiple of 4k" 0 -t 0.1 --size 5000
+no_temp_left "--size not a multiple of 4k"
 
 # --- short runs on the temporary file ---
 run "randread on a temporary file" 0 -t 0.3 --size 8m -q 8
@@ -119,6 +124,11 @@ json_check "randrw --json: counts and latency order" \
 	"j['workload']=='randrw' and j['read']['ios']>0 and j['write']['ios']>0 and j['total']['ios']==j['read']['ios']+j['write']['ios'] and 0<j['total']['lat_ns']['p50']<=j['total']['lat_ns']['p99']<=j['total']['lat_ns']['p99_9']<=j['total']['lat_ns']['max'] and j['cpu']['total_s']>=0 and j['errors']==0" \
 	'.workload=="randrw" and .read.ios>0 and .write.ios>0 and .total.lat_ns.p50<=.total.lat_ns.p99 and .errors==0'
 no_temp_left "randrw"
+
+head -c 1048576 /dev/zero >odd$'\xff'name
+run "--json of a path that is not UTF-8" 0 -t 0.1 --json odd$'\xff'name
+json_check "--json of a path that is not UTF-8: UTF-8 JSON, U+FFFD for the byte" \
+	"j['targets'][0]['path']=='odd\ufffdname'" '.targets[0].path=="odd\ufffdname"'
 
 run "interrupt mode --json" 0 --interrupt -t 0.5 --size 8m -q 4 --json
 json_check "interrupt mode: did I/O" "j['mode']=='interrupt' and j['total']['ios']>0" '.mode=="interrupt" and .total.ios>0'
@@ -145,6 +155,26 @@ run "verify-only finds planted corruption" 1 --verify-only --seed 7 v
 expect "corruption: reported with its offset" err "block at offset 8192 .*checksum mismatch"
 expect "misplaced block: reported with its offset" err "block at offset 20480 .*written for offset 0"
 expect "corruption: summary" out "verify: failed .* 2 mismatched blocks"
+
+# Reads that complete with success but deliver nothing (the shim diverts
+# them): verify must fail, also on the last block of a pass and at depth 1.
+if [ -n "$blackhole" ]; then
+	for qd in 1 4; do
+		head -c 262144 /dev/zero >bh
+		LD_PRELOAD=$blackhole ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+			"$perf" -w verify --passes 1 -b 64k -q $qd bh >out 2>err
+		rc=$?
+		if ! grep -q "read_blackhole: [1-9][0-9]* reads diverted" err; then
+			not_ok "verify of reads that deliver nothing (qd $qd): the shim diverted no read"
+		elif [ "$rc" -eq 1 ] && grep -q "verify: failed .* 4 mismatched blocks" out; then
+			ok "verify of reads that deliver nothing fails (qd $qd)"
+		else
+			not_ok "verify of reads that deliver nothing (qd $qd): exit $rc, expected 1 with 4 mismatched blocks"
+		fi
+	done
+else
+	skipped "verify of reads that deliver nothing: no read_blackhole shim given"
+fi
 
 # --- Ctrl-C: stops, reports, removes the temporary file ---
 "$perf" -t 60 --size 8m -q 4 >out 2>err &
