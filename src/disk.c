@@ -20,17 +20,22 @@ is_pow2(uint64_t v)
 	return v != 0 && (v & (v - 1)) == 0;
 }
 
+/*
+ * Opened with O_NONBLOCK, so that a FIFO opened for reading does not wait
+ * for a writer (the file type is checked after the open, which refuses it);
+ * the flag is cleared at once.
+ */
 static int
 open_fd(struct aioblk_disk *disk, uint32_t flags)
 {
-	int access = (flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR;
-	int fd;
+	int access = ((flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR) | O_NONBLOCK;
+	int fd, rc;
 
 	if (!(flags & AIOBLK_DISK_BUFFERED)) {
 		fd = aioblk_sys_open(disk->path, access | O_CLOEXEC | O_DIRECT);
 		if (fd >= 0) {
 			disk->direct = true;
-			return fd;
+			goto opened;
 		}
 		/* EINVAL from open() with O_DIRECT: the file system refuses it. */
 		if (fd != -EINVAL || (flags & AIOBLK_DISK_REQUIRE_DIRECT)) {
@@ -41,9 +46,17 @@ open_fd(struct aioblk_disk *disk, uint32_t flags)
 			   disk->name);
 	}
 	fd = aioblk_sys_open(disk->path, access | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
 		aioblk_log(AIOBLK_LOG_ERR, "%s: open failed: %s", disk->name, strerror(-fd));
+		return fd;
+	}
 	disk->direct = false;
+opened:
+	rc = aioblk_sys_clear_nonblock(fd);
+	if (rc < 0) {
+		aioblk_sys_close(fd);
+		return rc;
+	}
 	return fd;
 }
 
@@ -263,6 +276,12 @@ AIOBLK_EXPORT size_t
 aioblk_disk_buf_align(const struct aioblk_disk *disk)
 {
 	return disk ? disk->buf_align : 0;
+}
+
+AIOBLK_EXPORT size_t
+aioblk_disk_len_align(const struct aioblk_disk *disk)
+{
+	return disk ? disk->len_align : 0;
 }
 
 AIOBLK_EXPORT bool

@@ -47,6 +47,16 @@ aioblk_sys_open(const char *path, int flags)
 }
 
 int
+aioblk_sys_clear_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+int
 aioblk_sys_close(int fd)
 {
 	/* Linux frees the descriptor even when close fails: never retry. */

@@ -179,6 +179,22 @@ tc_mount_tmpfs(const char *size, char *dir, size_t len)
 }
 
 int
+tc_mount_dev(const char *dev, const char *fstype, char *dir, size_t len)
+{
+	snprintf(dir, len, "/tmp/aioblk-mnt-XXXXXX");
+	if (!mkdtemp(dir))
+		return -errno;
+	if (mount(dev, dir, fstype, 0, NULL) < 0) {
+		int err = -errno;
+
+		rmdir(dir);
+		return err;
+	}
+	add_cleanup(CL_MOUNT, dir);
+	return 0;
+}
+
+int
 tc_umount(const char *dir)
 {
 	int rc = umount2(dir, MNT_DETACH) < 0 ? -errno : 0;

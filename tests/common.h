@@ -30,6 +30,8 @@ void tc_require_root(const char *why);
 int tc_make_file(const char *dir, uint64_t bytes, char *path, size_t len);
 /* The directory of a private tmpfs of @size (e.g. "1m"), unmounted at exit. Root only. */
 int tc_mount_tmpfs(const char *size, char *dir, size_t len);
+/* Mount block device @dev (file system @fstype) on a new directory; undone at exit. */
+int tc_mount_dev(const char *dev, const char *fstype, char *dir, size_t len);
 int tc_umount(const char *dir);
 /* Attach @file to a free loop device. Detached at exit. Root only. */
 int tc_loop_attach(const char *file, unsigned sector_size, bool direct_io, char *dev, size_t len);

@@ -55,6 +55,15 @@ test_null_arguments(void **state)
 	assert_int_equal(tc_make_file(NULL, 1 << 20, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(NULL, NULL, &disk), -EINVAL);
 	assert_int_equal(aioblk_disk_open(path, NULL, NULL), -EINVAL);
+	/* The accessors of no disk. */
+	assert_null(aioblk_disk_name(NULL));
+	assert_null(aioblk_disk_path(NULL));
+	assert_int_equal(aioblk_disk_block_size(NULL), 0);
+	assert_int_equal(aioblk_disk_num_blocks(NULL), 0);
+	assert_int_equal(aioblk_disk_buf_align(NULL), 0);
+	assert_int_equal(aioblk_disk_len_align(NULL), 0);
+	assert_false(aioblk_disk_is_direct(NULL));
+	assert_false(aioblk_disk_is_readonly(NULL));
 }
 
 static void
@@ -150,7 +159,12 @@ test_not_a_disk(void **state)
 	close(fd);
 	unlink(fifo);
 	assert_int_equal(mkfifo(fifo, 0600), 0);
+	/* Opening a FIFO for reading would wait for a writer: the alarm fails the test instead of hanging it. */
+	alarm(10);
 	expect_open_error(fifo, &(struct aioblk_disk_opts){ .flags = AIOBLK_DISK_BUFFERED }, -ENOTBLK);
+	expect_open_error(fifo, &ro, -ENOTBLK);
+	expect_open_error(fifo, &(struct aioblk_disk_opts){ .flags = AIOBLK_DISK_READONLY }, -ENOTBLK);
+	alarm(0);
 	unlink(fifo);
 }
 
@@ -185,12 +199,16 @@ test_direct_file_geometry(void **state)
 	assert_true(aioblk_disk_block_size(disk) >= 512);
 	assert_int_equal(aioblk_disk_num_blocks(disk) * aioblk_disk_block_size(disk), 8192);
 	assert_true(aioblk_disk_buf_align(disk) >= 1);
+	/* Lengths: the sector size the file system needs, which whole blocks always satisfy. */
+	assert_true(aioblk_disk_len_align(disk) >= 512);
+	assert_true(aioblk_disk_block_size(disk) % aioblk_disk_len_align(disk) == 0);
 	assert_string_equal(aioblk_disk_path(disk), path);
 	assert_string_equal(aioblk_disk_name(disk), path);
 	assert_int_equal(aioblk_disk_close(disk), 0);
 
 	assert_int_equal(aioblk_disk_open(path, &bs4k, &disk), 0);
 	assert_int_equal(aioblk_disk_block_size(disk), 4096);
+	assert_true(aioblk_disk_len_align(disk) <= 4096); /* what the file system needs, not the chosen block size */
 	assert_int_equal(aioblk_disk_num_blocks(disk), 2);
 	assert_string_equal(aioblk_disk_name(disk), "data0");
 	assert_int_equal(aioblk_disk_close(disk), 0);
@@ -209,6 +227,7 @@ test_buffered(void **state)
 	assert_false(aioblk_disk_is_direct(disk));
 	assert_int_equal(aioblk_disk_block_size(disk), 512);
 	assert_int_equal(aioblk_disk_buf_align(disk), 1);
+	assert_int_equal(aioblk_disk_len_align(disk), 1);
 	assert_int_equal(aioblk_disk_num_blocks(disk), 2048);
 	assert_int_equal(aioblk_disk_close(disk), 0);
 }
@@ -268,6 +287,9 @@ test_cloexec(void **state)
 				break;
 		fclose(f);
 		assert_true(flags & O_CLOEXEC);
+		/* The disk's fd was opened O_NONBLOCK (for FIFOs) and must not stay so. */
+		if (strcmp(target, path) == 0)
+			assert_false(flags & O_NONBLOCK);
 		checked++;
 	}
 	closedir(d);

@@ -153,11 +153,23 @@ uint32_t aioblk_disk_block_size(const struct aioblk_disk *disk);
  */
 uint64_t aioblk_disk_num_blocks(const struct aioblk_disk *disk);
 /**
- * Alignment in bytes that buffers (address and length of every iovec) need; 1 for buffered disks. Thread: any.
+ * Alignment in bytes that the address of every iovec needs on an O_DIRECT
+ * disk; 1 for buffered disks. Thread: any.
  * @param disk the disk.
  * @return the alignment in bytes; 0 for a NULL disk.
  */
 size_t aioblk_disk_buf_align(const struct aioblk_disk *disk);
+/**
+ * Alignment in bytes that the length of every iovec needs on an O_DIRECT
+ * disk: the logical sector size the kernel needs, never more than
+ * aioblk_disk_block_size() (so whole blocks always do); 1 for buffered
+ * disks. It can be larger than aioblk_disk_buf_align() (a file system on a
+ * device of 4096-byte sectors may take memory at 512-byte boundaries but
+ * lengths only in 4096-byte steps). Thread: any.
+ * @param disk the disk.
+ * @return the alignment in bytes; 0 for a NULL disk.
+ */
+size_t aioblk_disk_len_align(const struct aioblk_disk *disk);
 /**
  * Whether the disk was opened O_DIRECT. Thread: any.
  * @param disk the disk.
@@ -410,8 +422,9 @@ int aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_chan
  * @name I/O
  * Offsets and lengths count blocks of aioblk_disk_block_size(). The iovec
  * array and the memory it points to must stay valid until the callback
- * runs. On an O_DIRECT disk every iov_base and iov_len must be a multiple of
- * aioblk_disk_buf_align() (unless the channel has bounce buffers).
+ * runs. On an O_DIRECT disk every iov_base must be a multiple of
+ * aioblk_disk_buf_align() and every iov_len a multiple of
+ * aioblk_disk_len_align() (unless the channel has bounce buffers).
  *
  * Return 0 when the request was accepted: its callback then runs exactly
  * once, later, from a poll of the channel's group. A negative return means it

@@ -117,7 +117,8 @@ static struct {
 	struct aioblk_disk_opts opts;
 	bool readonly, direct;
 	uint32_t bs;
-	size_t align;
+	size_t align;     /* of iovec addresses */
+	size_t len_align; /* of iovec lengths */
 	uint64_t size;
 	unsigned char *model;
 	unsigned char *unknown; /* 1: a failed write left this byte undefined */
@@ -364,6 +365,7 @@ do_open(void)
 	W.direct = aioblk_disk_is_direct(W.disk);
 	W.bs = aioblk_disk_block_size(W.disk);
 	W.align = aioblk_disk_buf_align(W.disk);
+	W.len_align = aioblk_disk_len_align(W.disk);
 	CHECK(!bs || W.bs == bs);
 	CHECK(is_pow2(W.bs) && W.bs >= 512);
 	CHECK(aioblk_disk_num_blocks(W.disk) == W.size / W.bs);
@@ -371,6 +373,7 @@ do_open(void)
 	CHECK(!(flags & AIOBLK_DISK_BUFFERED) || !W.direct);
 	CHECK(W.direct || W.align == 1);
 	CHECK(W.align >= 1 && is_pow2(W.align));
+	CHECK(W.direct ? W.len_align >= 512 && W.bs % W.len_align == 0 : W.len_align == 1);
 	CHECK(strcmp(aioblk_disk_path(W.disk), path) == 0);
 	CHECK(strcmp(aioblk_disk_name(W.disk), W.opts.name ? W.opts.name : path) == 0);
 	{
@@ -594,8 +597,9 @@ do_rw(bool write)
 			piece = len - pos;
 		} else {
 			piece = len ? (size_t)u16() % (len - pos + 1) : 0;
-			if (!unaligned && W.align > 1)
-				piece -= piece % W.align;
+			/* Both powers of two: the larger is a multiple of the smaller. */
+			if (!unaligned)
+				piece -= piece % (W.align > W.len_align ? W.align : W.len_align);
 		}
 		op->iov[i].iov_base = op->mem + mis + pos;
 		op->iov[i].iov_len = piece;
@@ -609,13 +613,16 @@ do_rw(bool write)
 	}
 	op->off = off_blocks * W.bs;
 	op->len = len;
-	/* Exactly the library's rule: every base and length a multiple of the alignment. */
+	/* Exactly the library's rule: every base a multiple of buf_align, every length of len_align. */
 	{
-		uintptr_t bits = 0;
+		uintptr_t base_bits = 0;
+		size_t len_bits = 0;
 
-		for (int i = 0; i < iovcnt; i++)
-			bits |= (uintptr_t)op->iov[i].iov_base | op->iov[i].iov_len;
-		op->unaligned = W.direct && (bits & (W.align - 1));
+		for (int i = 0; i < iovcnt; i++) {
+			base_bits |= (uintptr_t)op->iov[i].iov_base;
+			len_bits |= op->iov[i].iov_len;
+		}
+		op->unaligned = W.direct && ((base_bits & (W.align - 1)) || (len_bits & (W.len_align - 1)));
 	}
 	if (op->unaligned) {
 		MAY(!c->bounce_n || len > c->bounce_size, -EINVAL);
