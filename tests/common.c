@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,9 +15,56 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * Remove zram device @id, retrying while something (udev's probe) still
+ * holds it. With @close_fds, first close this process's own descriptors
+ * of it: at exit after a failed assertion, the test's disk may still be
+ * open, and hot_remove refuses a device in use.
+ */
+static int
+zram_hot_remove(int id, bool close_fds)
+{
+	char dev[64], link[300], target[64], num[16];
+	struct dirent *e;
+	ssize_t n;
+	DIR *d;
+	int fd, i, len;
+
+	snprintf(dev, sizeof(dev), "/dev/zram%d", id);
+	if (close_fds && (d = opendir("/proc/self/fd"))) {
+		while ((e = readdir(d))) {
+			fd = atoi(e->d_name);
+			if (e->d_name[0] == '.' || fd == dirfd(d))
+				continue;
+			snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+			n = readlink(link, target, sizeof(target) - 1);
+			if (n < 0)
+				continue;
+			target[n] = '\0';
+			if (strcmp(target, dev) == 0)
+				close(fd);
+		}
+		closedir(d);
+	}
+	len = snprintf(num, sizeof(num), "%d", id);
+	for (i = 0; i < 100; i++) {
+		fd = open("/sys/class/zram-control/hot_remove", O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		n = write(fd, num, (size_t)len);
+		close(fd);
+		if (n == len || errno == ENODEV)
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		usleep(20000);
+	}
+	return -EBUSY;
+}
+
 /* What to undo at exit, newest first. */
 #define MAX_CLEANUPS 64
-enum cleanup_kind { CL_FILE, CL_LOOP, CL_MOUNT, CL_ZRAM };
+enum cleanup_kind { CL_FILE, CL_DIR, CL_LOOP, CL_MOUNT, CL_ZRAM };
 static struct {
 	enum cleanup_kind kind;
 	char what[256];
@@ -39,6 +87,9 @@ run_cleanups(void)
 		case CL_FILE:
 			unlink(cleanups[i].what);
 			break;
+		case CL_DIR:
+			rmdir(cleanups[i].what);
+			break;
 		case CL_LOOP:
 			snprintf(cmd, sizeof(cmd), "losetup -d %s 2>/dev/null", cleanups[i].what);
 			if (system(cmd) != 0) { /* already detached */
@@ -49,10 +100,8 @@ run_cleanups(void)
 			rmdir(cleanups[i].what);
 			break;
 		case CL_ZRAM:
-			snprintf(cmd, sizeof(cmd), "echo %s > /sys/class/zram-control/hot_remove 2>/dev/null",
-				 cleanups[i].what);
-			if (system(cmd) != 0) {
-			}
+			if (zram_hot_remove(atoi(cleanups[i].what), true) < 0)
+				fprintf(stderr, "could not remove zram%s\n", cleanups[i].what);
 			break;
 		}
 	}
@@ -77,6 +126,8 @@ add_cleanup(enum cleanup_kind kind, const char *what)
 		signal(SIGBUS, on_fatal);
 		signal(SIGTERM, on_fatal);
 		signal(SIGINT, on_fatal);
+		signal(SIGHUP, on_fatal);
+		signal(SIGALRM, on_fatal); /* a test's watchdog alarm */
 	}
 	if (ncleanups == MAX_CLEANUPS)
 		return;
@@ -94,6 +145,24 @@ mark_done(enum cleanup_kind kind, const char *what)
 	for (i = 0; i < ncleanups; i++)
 		if (cleanups[i].kind == kind && strcmp(cleanups[i].what, what) == 0)
 			cleanups[i].done = true;
+}
+
+static size_t nskipped;
+
+void
+tc_note_skip(void)
+{
+	nskipped++;
+}
+
+int
+tc_group_result(int failed, size_t ncases)
+{
+	if (nskipped)
+		fprintf(stderr, "%zu of %zu cases skipped\n", nskipped, ncases);
+	if (failed == 0 && ncases > 0 && nskipped == ncases)
+		return TC_SKIP;
+	return failed;
 }
 
 void
@@ -156,6 +225,15 @@ tc_make_file(const char *dir, uint64_t bytes, char *path, size_t len)
 		return err;
 	}
 	close(fd);
+	return 0;
+}
+
+int
+tc_make_dir(char *tmpl)
+{
+	if (!mkdtemp(tmpl))
+		return -errno;
+	add_cleanup(CL_DIR, tmpl);
 	return 0;
 }
 
@@ -271,9 +349,9 @@ tc_zram_remove(int id)
 	int rc;
 
 	snprintf(what, sizeof(what), "%d", id);
-	rc = tc_sh("echo %d > /sys/class/zram-control/hot_remove", id);
+	rc = zram_hot_remove(id, false);
 	mark_done(CL_ZRAM, what);
-	return rc == 0 ? 0 : -EIO;
+	return rc;
 }
 
 void *

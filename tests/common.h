@@ -15,6 +15,22 @@
 /* Exit status meson (and the TAP/exitcode protocols) read as "skipped". */
 #define TC_SKIP 77
 
+/*
+ * cmocka's skip() and cmocka_run_group_tests(), counting skips, so that a
+ * program whose every case skipped (not root, no loop devices, ...) exits
+ * TC_SKIP and meson reports SKIP instead of OK; a partial skip is printed.
+ * <cmocka.h> must come before the use.
+ */
+void tc_note_skip(void);
+int tc_group_result(int failed, size_t ncases);
+#define tc_skip()               \
+	do {                    \
+		tc_note_skip(); \
+		skip();         \
+	} while (0)
+#define tc_run_group(cases, setup, teardown) \
+	tc_group_result(cmocka_run_group_tests(cases, setup, teardown), sizeof(cases) / sizeof((cases)[0]))
+
 /* A callback target: status is written, count incremented. */
 struct tc_result {
 	int status;
@@ -30,6 +46,8 @@ void tc_require_root(const char *why);
 int tc_make_file(const char *dir, uint64_t bytes, char *path, size_t len);
 /* The directory of a private tmpfs of @size (e.g. "1m"), unmounted at exit. Root only. */
 int tc_mount_tmpfs(const char *size, char *dir, size_t len);
+/* mkdtemp(@tmpl), removed at exit if still there. */
+int tc_make_dir(char *tmpl);
 /* Mount block device @dev (file system @fstype) on a new directory; undone at exit. */
 int tc_mount_dev(const char *dev, const char *fstype, char *dir, size_t len);
 int tc_umount(const char *dir);

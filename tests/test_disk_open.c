@@ -139,7 +139,7 @@ test_directory(void **state)
 	char dir[] = "/var/tmp/aioblk-dir-XXXXXX";
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(tc_make_dir(dir), 0);
 	expect_open_error(dir, NULL, -EISDIR); /* open(2) refuses O_RDWR on a directory */
 	expect_open_error(dir, &ro, -EISDIR);  /* read-only opens, then fstat tells */
 	rmdir(dir);
@@ -328,7 +328,7 @@ test_tmpfs(void **state)
 
 	(void)state;
 	if (!tc_is_root())
-		skip();
+		tc_skip();
 	assert_int_equal(tc_mount_tmpfs("16m", dir, sizeof(dir)), 0);
 	assert_int_equal(tc_make_file(dir, 1 << 20, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
@@ -359,5 +359,5 @@ main(void)
 		cmocka_unit_test(test_tmpfs),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -150,7 +150,7 @@ test_tmpfs(void **state)
 
 	(void)state;
 	if (!tc_is_root())
-		skip();
+		tc_skip();
 	assert_int_equal(tc_mount_tmpfs("32m", dir, sizeof(dir)), 0);
 	run_roundtrips(dir, 0, true);
 	run_roundtrips(dir, AIOBLK_DISK_BUFFERED, false);
@@ -354,5 +354,5 @@ main(void)
 		cmocka_unit_test(test_deep_queue),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@ attach(unsigned sector, char *file, char *dev)
 {
 	assert_int_equal(tc_make_file(NULL, BACKING_BYTES, file, 256), 0);
 	if (tc_loop_attach(file, sector, true, dev, 64) < 0)
-		skip(); /* no free loop device */
+		tc_skip(); /* no free loop device */
 }
 
 static void
@@ -167,7 +167,7 @@ test_file_on_4096_sector_fs(void **state)
 	if (tc_sh("mkfs.ext4 -q -F %s >/dev/null 2>&1", dev) != 0) {
 		tc_loop_detach(dev);
 		unlink(file);
-		skip(); /* no mkfs.ext4 */
+		tc_skip(); /* no mkfs.ext4 */
 	}
 	assert_int_equal(tc_mount_dev(dev, "ext4", dir, sizeof(dir)), 0);
 	assert_int_equal(tc_make_file(dir, 1 << 20, path, sizeof(path)), 0);
@@ -226,5 +226,5 @@ main(void)
 		printf("SKIP: losetup not installed\n");
 		return TC_SKIP;
 	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -125,7 +125,9 @@ test_read_write_table(void **state)
 	/* O_DIRECT alignment: address, and piece length */
 	assert_int_equal(aioblk_readv(ch, &mis_addr, 1, 0, 1, never_cb, NULL), -EINVAL);
 	assert_int_equal(aioblk_writev(ch, mis_len, 2, 0, 1, never_cb, NULL), -EINVAL);
-	assert_int_equal(aioblk_read(ch, buf + 8, 0, 1, never_cb, NULL), -EINVAL);
+	/* Half the memory alignment off (whatever this host's file system asks for). */
+	if (aioblk_disk_buf_align(disk) >= 2)
+		assert_int_equal(aioblk_read(ch, buf + aioblk_disk_buf_align(disk) / 2, 0, 1, never_cb, NULL), -EINVAL);
 	/* a NULL buffer with a length */
 	assert_int_equal(aioblk_readv(ch, &null_base, 1, 0, 1, never_cb, NULL), -EINVAL);
 	/* unknown per-I/O flags */
@@ -209,5 +211,5 @@ main(void)
 		cmocka_unit_test(test_busy),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return tc_run_group(tests, setup, teardown);
 }

@@ -408,5 +408,5 @@ main(void)
 		cmocka_unit_test(test_reset_from_reset_callback),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return tc_run_group(tests, setup, teardown);
 }

@@ -287,7 +287,7 @@ feat_make_target_or_skip(enum feat_kind kind, uint64_t bytes, char *path, size_t
 
 	if (rc == -EPERM) {
 		print_message("SKIP %s: needs root\n", feat_kind_name(kind));
-		skip();
+		tc_skip();
 	}
 	assert_int_equal(rc, 0);
 }

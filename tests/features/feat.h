@@ -58,7 +58,7 @@ bool feat_kind_is_blockdev(enum feat_kind kind);
  * Everything made is undone at exit.
  */
 int feat_make_target(enum feat_kind kind, uint64_t bytes, char *path, size_t len);
-/* feat_make_target, skipping the test case (cmocka skip()) when it needs root; fails it on any other error. */
+/* feat_make_target, skipping the test case (tc_skip()) when it needs root; fails it on any other error. */
 void feat_make_target_or_skip(enum feat_kind kind, uint64_t bytes, char *path, size_t len);
 
 /* A private ramfs (in a private mount namespace, so it vanishes with the process). */

@@ -34,7 +34,7 @@ make_direct(enum feat_kind kind, struct feat *f, const struct aioblk_channel_opt
 		print_message("SKIP %s: not O_DIRECT with an alignment (align %zu)\n", feat_kind_name(kind),
 			      aioblk_disk_buf_align(f->disk));
 		feat_close(f);
-		skip();
+		tc_skip();
 	}
 }
 
@@ -412,5 +412,5 @@ main(void)
 		cmocka_unit_test(test_buffered_needs_none),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -324,5 +324,5 @@ main(void)
 		cmocka_unit_test(test_invalid_utf8),   cmocka_unit_test(test_blockdev),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -133,7 +133,7 @@ env_or_skip(void **state)
 	struct env *e = *state;
 
 	if (!e || !e->f.disk)
-		skip();
+		tc_skip();
 	return e;
 }
 
@@ -344,5 +344,5 @@ main(void)
 		printf("SKIP: needs root (private zram)\n");
 		return TC_SKIP;
 	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

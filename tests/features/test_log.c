@@ -227,5 +227,5 @@ main(void)
 		cmocka_unit_test_teardown(test_arg_and_reset, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -347,5 +347,5 @@ main(void)
 		cmocka_unit_test_setup(test_never_buffered, reset_wraps),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

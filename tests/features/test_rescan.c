@@ -204,7 +204,7 @@ test_grow_loop(void **state)
 
 	(void)state;
 	if (!tc_is_root())
-		skip();
+		tc_skip();
 	assert_int_equal(tc_make_file(NULL, 4 * MIB, file, sizeof(file)), 0);
 	assert_int_equal(tc_loop_attach(file, 4096, true, path, sizeof(path)), 0);
 	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
@@ -230,5 +230,5 @@ main(void)
 		cmocka_unit_test(test_grow_loop),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -524,5 +524,5 @@ main(void)
 		cmocka_unit_test(test_supports_args),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

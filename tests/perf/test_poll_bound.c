@@ -271,11 +271,11 @@ test_poll_returns_qd128_zram(void **state)
 	char dev[64];
 
 	if (!tc_is_root()) {
-		skip();
+		tc_skip();
 		return;
 	}
 	if (tc_zram_add("16M", NULL, dev, sizeof(dev)) < 0) {
-		skip();
+		tc_skip();
 		return;
 	}
 	check_polls(dev, 0, 128, false);
@@ -295,5 +295,5 @@ main(void)
 		cmocka_unit_test(test_busy_channel_does_not_starve_reset),
 	};
 
-	return cmocka_run_group_tests(tests, make_cached_file, NULL);
+	return tc_run_group(tests, make_cached_file, NULL);
 }

@@ -283,5 +283,5 @@ main(void)
 		cmocka_unit_test(test_submit_from_callbacks_at_full_depth),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

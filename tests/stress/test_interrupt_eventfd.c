@@ -430,5 +430,5 @@ main(void)
 		cmocka_unit_test(test_event_loop_runs_resets_started_in_callbacks),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

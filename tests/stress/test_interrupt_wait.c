@@ -377,5 +377,5 @@ main(void)
 		cmocka_unit_test(test_reset_completes_after_earlier_callbacks),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -486,5 +486,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(device_error_not_lost, setup_nowait, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

@@ -426,5 +426,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(max_completions_keeps_fd_readable, setup_fake_efd, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }

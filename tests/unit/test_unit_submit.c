@@ -354,5 +354,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(resubmit_from_callback_under_eagain, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tc_run_group(tests, NULL, NULL);
 }
