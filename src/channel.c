@@ -350,12 +350,7 @@ channel_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int st
 	struct aioblk_group *group = ch->group;
 
 	req->status = status;
-	req->next = NULL;
-	if (ch->done_tail)
-		ch->done_tail->next = req;
-	else
-		ch->done_head = req;
-	ch->done_tail = req;
+	req_fifo_push(&ch->done_head, &ch->done_tail, req);
 	/* Outside a poll, an event loop sleeping on the eventfd must learn of it. */
 	if (group->efd >= 0 && !group->in_poll)
 		group_kick(group);

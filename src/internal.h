@@ -184,6 +184,18 @@ struct aioblk_group {
 	_Atomic uint64_t efd_kicks;
 };
 
+/* Append @req to a FIFO of requests linked through ->next (the done list, the resets list). */
+static inline void
+req_fifo_push(struct aioblk_req **head, struct aioblk_req **tail, struct aioblk_req *req)
+{
+	req->next = NULL;
+	if (*tail)
+		(*tail)->next = req;
+	else
+		*head = req;
+	*tail = req;
+}
+
 /*
  * Functions shared between the files of the library are global symbols in
  * libaioblk.a: keep them inside our name space there.

@@ -295,12 +295,7 @@ aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 	req->epoch = atomic_fetch_add(&disk->epoch, 1);
 	atomic_fetch_add(&disk->resets_waiting, 1);
 	atomic_fetch_add(&ch->resets, 1);
-	req->next = NULL;
-	if (ch->resets_tail)
-		ch->resets_tail->next = req;
-	else
-		ch->resets_head = req;
-	ch->resets_tail = req;
+	req_fifo_push(&ch->resets_head, &ch->resets_tail, req);
 	if (ch->group->efd >= 0 && !ch->group->in_poll)
 		group_kick(ch->group);
 	return 0;

@@ -24,28 +24,16 @@
 static int
 zram_hot_remove(int id, bool close_fds)
 {
-	char dev[64], link[300], target[64], num[16];
-	struct dirent *e;
+	static struct tc_fd fds[256];
+	char dev[64], num[16];
 	ssize_t n;
-	DIR *d;
-	int fd, i, len;
+	int fd, i, len, nfds;
 
 	snprintf(dev, sizeof(dev), "/dev/zram%d", id);
-	if (close_fds && (d = opendir("/proc/self/fd"))) {
-		while ((e = readdir(d))) {
-			fd = atoi(e->d_name);
-			if (e->d_name[0] == '.' || fd == dirfd(d))
-				continue;
-			snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
-			n = readlink(link, target, sizeof(target) - 1);
-			if (n < 0)
-				continue;
-			target[n] = '\0';
-			if (strcmp(target, dev) == 0)
-				close(fd);
-		}
-		closedir(d);
-	}
+	nfds = close_fds ? tc_list_fds(fds, 256) : 0;
+	for (i = 0; i < nfds; i++)
+		if (strcmp(fds[i].target, dev) == 0)
+			close(fds[i].fd);
 	len = snprintf(num, sizeof(num), "%d", id);
 	for (i = 0; i < 100; i++) {
 		fd = open("/sys/class/zram-control/hot_remove", O_WRONLY | O_CLOEXEC);
@@ -60,6 +48,32 @@ zram_hot_remove(int id, bool close_fds)
 		usleep(20000);
 	}
 	return -EBUSY;
+}
+
+int
+tc_list_fds(struct tc_fd *fds, int max)
+{
+	char link[300];
+	struct dirent *e;
+	ssize_t n;
+	DIR *d = opendir("/proc/self/fd");
+	int count = 0;
+
+	if (!d)
+		return 0;
+	while (count < max && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		n = readlink(link, fds[count].target, sizeof(fds[count].target) - 1);
+		if (n < 0)
+			continue;
+		fds[count].target[n] = '\0';
+		fds[count].fd = atoi(e->d_name);
+		count++;
+	}
+	closedir(d);
+	return count;
 }
 
 /* What to undo at exit, newest first. */

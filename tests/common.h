@@ -46,6 +46,13 @@ void tc_require_root(const char *why);
 int tc_make_file(const char *dir, uint64_t bytes, char *path, size_t len);
 /* The directory of a private tmpfs of @size (e.g. "1m"), unmounted at exit. Root only. */
 int tc_mount_tmpfs(const char *size, char *dir, size_t len);
+/* This process's open descriptors and what each points at (/proc/self/fd); returns how many, at most @max. */
+struct tc_fd {
+	int fd;
+	char target[256];
+};
+int tc_list_fds(struct tc_fd *fds, int max);
+
 /* mkdtemp(@tmpl), removed at exit if still there. */
 int tc_make_dir(char *tmpl);
 /* Mount block device @dev (file system @fstype) on a new directory; undone at exit. */
