@@ -218,6 +218,32 @@ test_arg_and_reset(void **state)
 	assert_int_equal(calls, 0);
 }
 
+/* A file system that refuses O_DIRECT for real (ramfs): REQUIRE_DIRECT is refused, else buffered; both logged. */
+static void
+test_ramfs_refuses_direct(void **state)
+{
+	struct aioblk_disk_opts required = { .flags = AIOBLK_DISK_REQUIRE_DIRECT, .name = "ramfs-disk" };
+	struct aioblk_disk_opts plain = { .name = "ramfs-disk" };
+	struct aioblk_disk *disk = NULL;
+	static struct feat_log log;
+	char path[256];
+
+	(void)state;
+	feat_make_target_or_skip(FEAT_RAMFS_FILE, 4 * MIB, path, sizeof(path));
+	memset(&log, 0, sizeof(log));
+	aioblk_set_log_fn(feat_log_fn, &log);
+	assert_int_equal(aioblk_disk_open(path, &required, &disk), -EINVAL);
+	assert_null(disk);
+	assert_true(feat_log_find(&log, "ramfs-disk", "O_DIRECT") >= 0);
+	memset(&log, 0, sizeof(log));
+	assert_int_equal(aioblk_disk_open(path, &plain, &disk), 0);
+	assert_false(aioblk_disk_is_direct(disk));
+	assert_int_equal(aioblk_disk_buf_align(disk), 1);
+	assert_int_equal(aioblk_disk_len_align(disk), 1);
+	assert_true(feat_log_find(&log, "ramfs-disk", "buffered") >= 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+}
+
 int
 main(void)
 {
@@ -225,6 +251,7 @@ main(void)
 		cmocka_unit_test_teardown(test_silent_by_default, teardown),
 		cmocka_unit_test_teardown(test_messages_carry_the_name, teardown),
 		cmocka_unit_test_teardown(test_arg_and_reset, teardown),
+		cmocka_unit_test_teardown(test_ramfs_refuses_direct, teardown),
 	};
 
 	return tc_run_group(tests, NULL, NULL);
