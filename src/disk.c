@@ -21,21 +21,31 @@ is_pow2(uint64_t v)
 }
 
 /*
- * Opened with O_NONBLOCK, so that a FIFO opened for reading does not wait
- * for a writer (the file type is checked after the open, which refuses it);
- * the flag is cleared at once.
+ * What is neither a file, a block device nor a directory (which open(2)
+ * refuses precisely) is refused by its type before it is opened: opening a
+ * FIFO for reading waits for a writer, opening some character devices has
+ * effects (a tape rewinds). A stat error is left for open(2) to report with
+ * its own errno. (O_NONBLOCK at open would avoid the wait, but it changes
+ * how files and devices open: a leased file fails with EAGAIN, a removable
+ * disk opens without its media check.)
  */
 static int
 open_fd(struct aioblk_disk *disk, uint32_t flags)
 {
-	int access = ((flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR) | O_NONBLOCK;
-	int fd, rc;
+	int access = (flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR;
+	unsigned type;
+	int fd;
+
+	if (aioblk_sys_path_type(disk->path, &type) == 0 && type != S_IFREG && type != S_IFBLK && type != S_IFDIR) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: neither a regular file nor a block device", disk->name);
+		return -ENOTBLK;
+	}
 
 	if (!(flags & AIOBLK_DISK_BUFFERED)) {
 		fd = aioblk_sys_open(disk->path, access | O_CLOEXEC | O_DIRECT);
 		if (fd >= 0) {
 			disk->direct = true;
-			goto opened;
+			return fd;
 		}
 		/* EINVAL from open() with O_DIRECT: the file system refuses it. */
 		if (fd != -EINVAL || (flags & AIOBLK_DISK_REQUIRE_DIRECT)) {
@@ -51,12 +61,6 @@ open_fd(struct aioblk_disk *disk, uint32_t flags)
 		return fd;
 	}
 	disk->direct = false;
-opened:
-	rc = aioblk_sys_clear_nonblock(fd);
-	if (rc < 0) {
-		aioblk_sys_close(fd);
-		return rc;
-	}
 	return fd;
 }
 
@@ -562,7 +566,7 @@ disk_wake_resetters(struct aioblk_disk *disk, const struct aioblk_group *except)
 		}
 	}
 	pthread_mutex_unlock(&disk->lock);
-	/* Logged outside the lock: the log callback may create or destroy channels of this disk. */
+	/* Logged outside the lock: the user's log function should not hold up other threads' resets. */
 	if (err < 0)
 		group_log_signal_error(err);
 }

@@ -94,8 +94,8 @@ group_remove_channel(struct aioblk_group *group, struct aioblk_channel *ch)
 
 /*
  * Make the eventfd readable so that an event loop polls the group. Any
- * thread; it does not log, so it may run under a disk's lock (the log
- * callback may call into the library). Returns 0 or the write's -errno.
+ * thread; it does not log, so that under a disk's lock the user's log
+ * function is not run. Returns 0 or the write's -errno.
  */
 int
 group_signal(struct aioblk_group *group)

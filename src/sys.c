@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -46,13 +47,15 @@ aioblk_sys_open(const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+/* The file type (S_IFMT bits) of what @path names, following symbolic links as open(2) does. */
 int
-aioblk_sys_clear_nonblock(int fd)
+aioblk_sys_path_type(const char *path, unsigned *type)
 {
-	int fl = fcntl(fd, F_GETFL);
+	struct stat st;
 
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+	if (stat(path, &st) < 0)
 		return -errno;
+	*type = st.st_mode & S_IFMT;
 	return 0;
 }
 

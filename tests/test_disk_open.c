@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -161,6 +162,63 @@ test_not_a_disk(void **state)
 	expect_open_error(fifo, &(struct aioblk_disk_opts){ .flags = AIOBLK_DISK_READONLY }, -ENOTBLK);
 	alarm(0);
 	unlink(fifo);
+}
+
+/* The lease holder: give the lease up when told it is wanted (SIGIO), then leave. */
+static int lease_fd = -1;
+
+static void
+lease_break(int sig)
+{
+	(void)sig;
+	fcntl(lease_fd, F_SETLEASE, F_UNLCK);
+	_exit(0);
+}
+
+/*
+ * A file another process holds a read lease on (as Samba and NFS servers
+ * do): opening it for writing waits until the holder lets go, as open(2)
+ * does, rather than failing with EAGAIN (which an O_NONBLOCK open would).
+ */
+static void
+test_leased_file(void **state)
+{
+	struct aioblk_disk *disk = NULL;
+	char path[256], c;
+	int ready[2], status;
+	pid_t pid;
+
+	(void)state;
+	if (!tc_is_root())
+		tc_skip(); /* leases need the file's owner or CAP_LEASE; the files here are made per test */
+	assert_int_equal(tc_make_file(NULL, 1 << 20, path, sizeof(path)), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGIO, lease_break);
+		lease_fd = open(path, O_RDONLY);
+		c = lease_fd >= 0 && fcntl(lease_fd, F_SETLEASE, F_RDLCK) == 0 ? 'y' : 'n';
+		if (write(ready[1], &c, 1) != 1 || c != 'y')
+			_exit(1);
+		alarm(60); /* never outlive a failed test */
+		pause();
+		_exit(2);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	if (c != 'y') {
+		waitpid(pid, &status, 0);
+		print_message("SKIP: leases are off here (fs.leases-enable)\n");
+		tc_skip();
+	}
+	alarm(30);
+	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
+	alarm(0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
 }
 
 static void
@@ -335,6 +393,7 @@ main(void)
 		cmocka_unit_test(test_eacces),
 		cmocka_unit_test(test_directory),
 		cmocka_unit_test(test_not_a_disk),
+		cmocka_unit_test(test_leased_file),
 		cmocka_unit_test(test_size_not_multiple),
 		cmocka_unit_test(test_direct_file_geometry),
 		cmocka_unit_test(test_buffered),
