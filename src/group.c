@@ -154,12 +154,14 @@ reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
 /*
  * Run what completed on every channel: resets that earlier polls made
  * ready, requests finished without the kernel, then the ring; last, the
- * resets that this poll's completions made ready. A poll that runs out of
- * budget leaves the next poll to start at the channel after the one it
- * stopped in, so that a busy channel cannot starve the others.
+ * resets that this poll's completions made ready. Without @lists, only the
+ * rings (the eventfd's second pass: what is left on the lists is announced
+ * by a kick at the end of the poll). A poll that runs out of budget leaves
+ * the next poll to start at the channel after the one it stopped in, so
+ * that a busy channel cannot starve the others.
  */
 static unsigned
-poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped)
+poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool lists)
 {
 	struct aioblk_channel *first = group->poll_next ? group->poll_next : group->channels;
 	struct aioblk_channel *ch = first;
@@ -171,9 +173,9 @@ poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped)
 	do {
 		before = ran;
 		events = 0;
-		if (unlikely(ch->resets_head != NULL))
+		if (unlikely(ch->resets_head != NULL) && lists)
 			ran += channel_check_resets(ch, max - ran);
-		if (unlikely(ch->done_head != NULL) && ran < max)
+		if (unlikely(ch->done_head != NULL) && lists && ran < max)
 			ran += channel_run_done(ch, max - ran);
 		if (ran < max)
 			ran += reap_channel(ch, max - ran, &events);
@@ -187,7 +189,7 @@ poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped)
 		}
 	} while (ch != first);
 	/* Last, so that completions of this poll already count for the resets. */
-	for (ch = group->channels; ch && ran < max; ch = ch->group_next) {
+	for (ch = group->channels; lists && ch && ran < max; ch = ch->group_next) {
 		if (unlikely(ch->resets_head != NULL)) {
 			before = ran;
 			ran += channel_check_resets(ch, max - ran);
@@ -221,7 +223,7 @@ clear_eventfd(struct aioblk_group *group, unsigned max)
 	}
 	group->efd_consumed += value;
 	if (max)
-		ran = poll_channels(group, max, &reaped);
+		ran = poll_channels(group, max, &reaped, false);
 	group->efd_reaped += reaped;
 	return ran;
 }
@@ -280,7 +282,7 @@ aioblk_group_poll(struct aioblk_group *group, unsigned max_completions)
 	if (group->in_poll)
 		return -EBUSY;
 	group->in_poll = true;
-	ran = poll_channels(group, limit, &reaped);
+	ran = poll_channels(group, limit, &reaped, true);
 	if (group->efd >= 0) {
 		group->efd_reaped += reaped;
 		ran += clear_eventfd(group, limit - ran);

@@ -374,14 +374,13 @@ chain_cb(void *arg, int status)
 }
 
 static void
-test_reset_from_reset_callback(void **state)
+check_reset_chain(uint32_t group_flags)
 {
 	struct aioblk_group *group;
 	struct chain c = { NULL, 0, 1000000 };
 	int rc, total = 0;
 
-	(void)state;
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(aioblk_group_create(group_flags, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 4, &c.ch), 0);
 	assert_int_equal(aioblk_reset(c.ch, chain_cb, &c), 0);
 	for (int i = 1; i <= 5; i++) {
@@ -397,6 +396,20 @@ test_reset_from_reset_callback(void **state)
 	assert_int_equal(aioblk_group_destroy(group), 0);
 }
 
+static void
+test_reset_from_reset_callback(void **state)
+{
+	(void)state;
+	check_reset_chain(0);
+}
+
+static void
+test_reset_from_reset_callback_eventfd(void **state)
+{
+	(void)state;
+	check_reset_chain(AIOBLK_GROUP_EVENTFD);
+}
+
 int
 main(void)
 {
@@ -406,6 +419,7 @@ main(void)
 		cmocka_unit_test(test_reset_under_load),
 		cmocka_unit_test(test_resets_in_order),
 		cmocka_unit_test(test_reset_from_reset_callback),
+		cmocka_unit_test(test_reset_from_reset_callback_eventfd),
 	};
 
 	return tc_run_group(tests, setup, teardown);

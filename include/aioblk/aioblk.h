@@ -280,7 +280,9 @@ int aioblk_group_destroy(struct aioblk_group *group);
  * Makes no system call when nothing is queued and nothing completed (in
  * eventfd mode, the eventfd is read only after completions were found).
  * A poll runs only what was waiting when it came to a channel: what
- * callbacks issue waits for a later poll, so a poll always returns.
+ * callbacks issue waits for a later poll (only a reset issued from a
+ * callback may complete in the same poll, in its last pass over the
+ * channels), so a poll always returns.
  *
  * @param group the group.
  * @param max_completions stop after this many callbacks; 0: no limit. The
