@@ -140,7 +140,9 @@ add_cleanup(enum cleanup_kind kind, const char *what)
 		signal(SIGBUS, on_fatal);
 		signal(SIGTERM, on_fatal);
 		signal(SIGINT, on_fatal);
-		signal(SIGHUP, on_fatal);
+		/* Under nohup, SIGHUP stays ignored. */
+		if (signal(SIGHUP, on_fatal) == SIG_IGN)
+			signal(SIGHUP, SIG_IGN);
 		signal(SIGALRM, on_fatal); /* a test's watchdog alarm */
 	}
 	if (ncleanups == MAX_CLEANUPS)

@@ -1632,7 +1632,9 @@ main(int argc, char **argv)
 			r.targets[t].path = o.paths[t];
 	} else {
 		/* Whole 4 KiB blocks, so that it opens with any block size; --size still limits the I/O. */
-		rc = make_temp_file(o.size ? (o.size + 4095) / 4096 * 4096 : TEMP_FILE_SIZE);
+		rc = make_temp_file(!o.size                    ? TEMP_FILE_SIZE :
+				    o.size > UINT64_MAX - 4095 ? o.size :
+								 (o.size + 4095) / 4096 * 4096);
 		if (rc < 0) {
 			status = 1;
 			goto out;
