@@ -331,7 +331,7 @@ test_cloexec(void **state)
 				break;
 		fclose(f);
 		assert_true(flags & O_CLOEXEC);
-		/* The disk's fd was opened O_NONBLOCK (for FIFOs) and must not stay so. */
+		/* The disk's fd is an ordinary blocking one (see test_leased_file). */
 		if (strcmp(target, path) == 0)
 			assert_false(flags & O_NONBLOCK);
 		checked++;
