@@ -28,7 +28,7 @@ int __real_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struc
 int __real_aioblk_sys_eventfd(void);
 int __real_aioblk_sys_eventfd_read(int fd, uint64_t *value);
 int __real_aioblk_sys_eventfd_write(int fd, uint64_t value);
-int __real_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __real_aioblk_sys_poll_in(int fd, const struct timespec *timeout);
 int __real_aioblk_sys_fdatasync(int fd);
 int __real_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
 int __real_aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);
@@ -43,7 +43,7 @@ int __wrap_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struc
 int __wrap_aioblk_sys_eventfd(void);
 int __wrap_aioblk_sys_eventfd_read(int fd, uint64_t *value);
 int __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value);
-int __wrap_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout);
 int __wrap_aioblk_sys_fdatasync(int fd);
 int __wrap_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
 int __wrap_aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);
@@ -572,11 +572,11 @@ __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value)
 }
 
 int
-__wrap_aioblk_sys_poll_in(int fd, int timeout_ms)
+__wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout)
 {
 	int rc = take_fail(FAKE_POLL_IN);
 
-	return rc ? rc : __real_aioblk_sys_poll_in(fd, timeout_ms);
+	return rc ? rc : __real_aioblk_sys_poll_in(fd, timeout);
 }
 
 int
@@ -597,6 +597,7 @@ __wrap_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info)
 	rc = __real_aioblk_sys_file_info(fd, info);
 	if (rc == 0 && blockdev_on && info->type == S_IFREG) {
 		info->type = S_IFBLK;
+		info->dio_known = false;
 		info->dio_mem_align = 0;
 		info->dio_offset_align = 0;
 	}
