@@ -495,6 +495,15 @@ tc_sync_flush(struct aioblk_group *g, struct aioblk_channel *ch)
  * What statx(STATX_DIOALIGN) says of @path, asked directly: 1 and the two
  * alignments when the kernel reports them, 0 when it does not, or -errno.
  */
+int64_t
+tc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int
 tc_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align)
 {

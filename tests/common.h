@@ -75,6 +75,7 @@ long tc_check(const void *buf, size_t bytes, uint64_t seed);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t tc_now_ms(void);
+int64_t tc_now_ns(void);
 /* statx(STATX_DIOALIGN) of @path: 1 with both alignments, 0 when not reported, or -errno. */
 int tc_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align);
 

@@ -91,10 +91,7 @@ __wrap_aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, u
 static int64_t
 now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return tc_now_ns() / 1000;
 }
 
 /* A callback that records the order it ran in and the thread it ran on. */

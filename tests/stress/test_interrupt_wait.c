@@ -31,15 +31,6 @@
 #define LONG_TIMEOUT_MS 30000
 #define NS_PER_MS 1000000LL
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* CPU time this thread used: a wait that sleeps uses next to none. */
 static int64_t
 cpu_ns(void)
@@ -109,9 +100,9 @@ timeout_case(uint32_t a_flags)
 	blocker_open(&bl, a_flags, AIOBLK_DISK_BUFFERED);
 	blocker_arm(&bl, NULL, NULL);
 
-	t0 = now_ns();
+	t0 = tc_now_ns();
 	rc = aioblk_group_wait(bl.a, 200);
-	elapsed = now_ns() - t0;
+	elapsed = tc_now_ns() - t0;
 	assert_int_equal(rc, 0);
 	assert_int_equal(bl.rs.count, 0);
 	assert_true(elapsed >= 200 * NS_PER_MS);
@@ -151,10 +142,10 @@ test_wait_timeout_busy_poll(void **state)
 static void
 expect_idle_wait(struct aioblk_group *g, int ms)
 {
-	int64_t t0 = now_ns(), c0 = cpu_ns(), elapsed, cpu;
+	int64_t t0 = tc_now_ns(), c0 = cpu_ns(), elapsed, cpu;
 
 	assert_int_equal(aioblk_group_wait(g, ms), 0);
-	elapsed = now_ns() - t0;
+	elapsed = tc_now_ns() - t0;
 	cpu = cpu_ns() - c0;
 	if (elapsed < ms * NS_PER_MS || cpu > elapsed / 4)
 		print_message("idle wait(%d): %lld ns, %lld ns of CPU\n", ms, (long long)elapsed, (long long)cpu);
@@ -199,29 +190,30 @@ test_wait_nothing_outstanding(void **state)
  * each on an idle group (it sleeps), are never shorter than 3 ms.
  */
 static void
+expect_waits_not_early(struct aioblk_group *g)
+{
+	int64_t t0;
+	unsigned i;
+
+	for (i = 0; i < 20; i++) {
+		t0 = tc_now_ns();
+		assert_int_equal(aioblk_group_wait(g, 3), 0);
+		assert_true(tc_now_ns() - t0 >= 3 * NS_PER_MS);
+	}
+}
+
+static void
 never_early_case(uint32_t a_flags)
 {
 	struct blocker bl;
-	int64_t t0, elapsed;
-	unsigned i;
 
 	blocker_open(&bl, a_flags, AIOBLK_DISK_BUFFERED);
 	blocker_arm(&bl, NULL, NULL);
-	for (i = 0; i < 20; i++) {
-		t0 = now_ns();
-		assert_int_equal(aioblk_group_wait(bl.a, 3), 0);
-		elapsed = now_ns() - t0;
-		assert_true(elapsed >= 3 * NS_PER_MS);
-	}
+	expect_waits_not_early(bl.a);
 	assert_int_equal(aioblk_group_poll(bl.b, 0), 1);
 	assert_int_equal(aioblk_group_wait(bl.a, LONG_TIMEOUT_MS), 1);
 	assert_int_equal(bl.rs.count, 1);
-	for (i = 0; i < 20; i++) {
-		t0 = now_ns();
-		assert_int_equal(aioblk_group_wait(bl.a, 3), 0);
-		elapsed = now_ns() - t0;
-		assert_true(elapsed >= 3 * NS_PER_MS);
-	}
+	expect_waits_not_early(bl.a);
 	blocker_close(&bl);
 }
 
@@ -461,7 +453,7 @@ waker_main(void *arg)
 
 	st_sleep_ms(20);
 	assert_int_equal(aioblk_group_poll(w->bl->b, 0), 1);
-	w->polled_at = now_ns();
+	w->polled_at = tc_now_ns();
 	return NULL;
 }
 
@@ -491,7 +483,7 @@ wakes_promptly_case(uint32_t a_flags)
 		w = (struct waker){ .bl = &bl };
 		assert_int_equal(pthread_create(&t, NULL, waker_main, &w), 0);
 		assert_int_equal(aioblk_group_wait(bl.a, 1000), 1);
-		returned = now_ns();
+		returned = tc_now_ns();
 		assert_int_equal(pthread_join(t, NULL), 0);
 		assert_int_equal(bl.rs.count, 1);
 		latency[i] = returned - w.polled_at;
