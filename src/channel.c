@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Channels: one kernel io_context per disk per group, preallocated request
- * slots, the submission batch, requests completed without the kernel, and
- * reset epochs.
+ * slots, the submission batch, and the requests completed without the
+ * kernel. The group makes and links them (group.c); reset epochs are
+ * reset.c's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,12 +16,7 @@
 static void
 free_channel(struct aioblk_channel *ch)
 {
-	struct aioblk_reset *r;
-
-	while ((r = ch->resets_free)) {
-		ch->resets_free = r->next;
-		free(r);
-	}
+	reset_free_records(ch);
 	free(ch->bounce_free);
 	free(ch->bounce_mem);
 	free(ch->batch);
@@ -68,29 +64,32 @@ usable_ring(struct aioblk_channel *ch)
 	return ring;
 }
 
-AIOBLK_EXPORT int
-aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, const struct aioblk_channel_opts *opts,
-			  struct aioblk_channel **chp)
+/*
+ * A new channel for @disk that signals through @wake: slots, bounce
+ * buffers, the io_context. -EBUSY while @wake's group is polling (from a
+ * callback).
+ */
+int
+chan_new(struct aioblk_wake *wake, struct aioblk_disk *disk, const struct aioblk_channel_opts *opts,
+	 struct aioblk_channel **chp)
 {
 	static const struct aioblk_channel_opts defaults;
 	struct aioblk_channel *ch;
 	unsigned qd, i;
 	int rc;
 
-	if (!group || !disk || !chp)
-		return -EINVAL;
 	if (!opts)
 		opts = &defaults;
 	qd = opts->queue_depth ? opts->queue_depth : AIOBLK_DEFAULT_QUEUE_DEPTH;
 	if (qd > AIOBLK_MAX_QUEUE_DEPTH)
 		return -EINVAL;
-	if (group->in_poll)
+	if (wake->polling)
 		return -EBUSY;
 
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
-	ch->group = group;
+	ch->wake = wake;
 	ch->disk = disk;
 	ch->queue_depth = qd;
 	atomic_init(&ch->oldest_epoch, UINT64_MAX);
@@ -128,9 +127,6 @@ aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, 
 		goto fail;
 	}
 	ch->ring = usable_ring(ch);
-
-	group_add_channel(group, ch);
-	disk_add_channel(disk, ch);
 	*chp = ch;
 	return 0;
 
@@ -139,32 +135,15 @@ fail:
 	return rc;
 }
 
-AIOBLK_EXPORT int
-aioblk_channel_create(struct aioblk_group *group, struct aioblk_disk *disk, unsigned queue_depth,
-		      struct aioblk_channel **chp)
+/* Destroy an idle channel's io_context and free it (the group unlinked it). */
+void
+chan_free(struct aioblk_channel *ch)
 {
-	struct aioblk_channel_opts opts = { .queue_depth = queue_depth };
+	int rc = aioblk_sys_io_destroy(ch->ctx);
 
-	return aioblk_channel_create_ext(group, disk, &opts, chp);
-}
-
-AIOBLK_EXPORT int
-aioblk_channel_destroy(struct aioblk_channel *ch)
-{
-	int rc;
-
-	if (!ch)
-		return -EINVAL;
-	/* io_destroy would sleep uninterruptibly until the kernel finishes them. */
-	if (ch->group->in_poll || ch->inflight)
-		return -EBUSY;
-	rc = aioblk_sys_io_destroy(ch->ctx);
 	if (rc < 0)
 		aioblk_log(AIOBLK_LOG_WARNING, "%s: io_destroy failed: %s", ch->disk->name, strerror(-rc));
-	disk_remove_channel(ch->disk, ch);
-	group_remove_channel(ch->group, ch);
 	free_channel(ch);
-	return 0;
 }
 
 AIOBLK_EXPORT unsigned
@@ -184,7 +163,7 @@ aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_channel_
 
 /* Take a free slot for a new request (NULL when the queue depth is reached). */
 struct aioblk_req *
-channel_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_arg)
+chan_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_arg)
 {
 	struct aioblk_req *req = ch->free;
 
@@ -207,7 +186,7 @@ channel_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *c
 
 /* Give back a slot that was taken but never accepted. */
 void
-channel_put_req(struct aioblk_channel *ch, struct aioblk_req *req)
+chan_put_req(struct aioblk_channel *ch, struct aioblk_req *req)
 {
 	req->next = ch->free;
 	ch->free = req;
@@ -218,7 +197,7 @@ channel_put_req(struct aioblk_channel *ch, struct aioblk_req *req)
  * depth and joins the outstanding list that resets wait on.
  */
 void
-channel_accept(struct aioblk_channel *ch, struct aioblk_req *req)
+chan_accept(struct aioblk_channel *ch, struct aioblk_req *req)
 {
 	ch->inflight++;
 	req->epoch = atomic_load_explicit(&ch->disk->epoch, memory_order_acquire);
@@ -231,7 +210,7 @@ channel_accept(struct aioblk_channel *ch, struct aioblk_req *req)
 		/*
 		 * Publish only over "nothing outstanding": inside the callback of
 		 * the previous oldest request, its older epoch must stay visible
-		 * until that callback has returned (publish_oldest).
+		 * until that callback has returned (reset_publish_oldest).
 		 */
 		if (atomic_load_explicit(&ch->oldest_epoch, memory_order_relaxed) == UINT64_MAX)
 			atomic_store_explicit(&ch->oldest_epoch, req->epoch, memory_order_release);
@@ -250,31 +229,6 @@ unlink_outstanding(struct aioblk_channel *ch, struct aioblk_req *req)
 		req->out_prev->out_next = req->out_next;
 	else
 		ch->out_head = req->out_next;
-}
-
-/*
- * Tell resets on other threads the epoch of the oldest request still
- * outstanding. Done after the callback ran, so that a reset's callback can
- * rely on the callbacks of the requests it waited for having run.
- */
-static void
-publish_oldest(struct aioblk_channel *ch)
-{
-	uint64_t oldest = ch->out_head ? ch->out_head->epoch : UINT64_MAX;
-	uint64_t prev;
-
-	if (atomic_load_explicit(&ch->oldest_epoch, memory_order_relaxed) == oldest)
-		return;
-	/*
-	 * Sequentially consistent on both sides (here: store, then load the
-	 * waiting count; a reset: count up, then load the epochs), so that
-	 * either the reset sees the new epoch or we see the reset and wake it.
-	 * A channel whose oldest request came after every reset (its epoch is
-	 * the current one) held none of them up: its progress wakes nobody.
-	 */
-	prev = atomic_exchange(&ch->oldest_epoch, oldest);
-	if (unlikely(atomic_load(&ch->disk->resets_waiting)) && prev < atomic_load(&ch->disk->epoch))
-		disk_wake_resetters(ch->disk, ch->group);
 }
 
 static void
@@ -309,7 +263,7 @@ count_completion(struct aioblk_channel *ch, const struct aioblk_req *req, int st
  * submit again at full queue depth, then run the callback.
  */
 void
-channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
+chan_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 {
 	aioblk_cb cb = req->cb;
 	void *cb_arg = req->cb_arg;
@@ -325,11 +279,11 @@ channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 	ch->inflight--;
 	cb(cb_arg, status);
 	if (was_oldest)
-		publish_oldest(ch);
+		reset_publish_oldest(ch);
 }
 
 void
-channel_enqueue(struct aioblk_channel *ch, struct aioblk_req *req)
+chan_enqueue(struct aioblk_channel *ch, struct aioblk_req *req)
 {
 	unsigned queued;
 
@@ -347,20 +301,18 @@ channel_enqueue(struct aioblk_channel *ch, struct aioblk_req *req)
 	 * from inside its reaping could feed it forever on devices that
 	 * complete within io_submit.
 	 */
-	if (ch->batch_tail - ch->batch_head >= AIOBLK_BATCH_MAX && !ch->submit_again && !ch->group->in_poll)
-		channel_submit(ch);
+	if (ch->batch_tail - ch->batch_head >= AIOBLK_BATCH_MAX && !ch->submit_again && !ch->wake->polling)
+		chan_submit(ch);
 }
 
 void
-channel_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int status)
+chan_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 {
-	struct aioblk_group *group = ch->group;
-
 	req->status = status;
 	req_fifo_push(&ch->done_head, &ch->done_tail, req);
 	/* Outside a poll, an event loop sleeping on the eventfd must learn of it. */
-	if (group->efd >= 0 && !group->in_poll)
-		group_kick(group);
+	if (ch->wake->efd >= 0 && !ch->wake->polling)
+		wake_kick(ch->wake);
 }
 
 /*
@@ -401,7 +353,7 @@ submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
 	}
 #endif
 	aioblk_log(AIOBLK_LOG_ERR, "%s: io_submit refused a request: %s", disk->name, strerror(-err));
-	channel_complete_later(ch, req, err);
+	chan_complete_later(ch, req, err);
 }
 
 /*
@@ -410,7 +362,7 @@ submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
  * Only EAGAIN means "later"; any other error belongs to that one request.
  */
 int
-channel_submit(struct aioblk_channel *ch)
+chan_submit(struct aioblk_channel *ch)
 {
 	int taken = 0;
 	int rc;
@@ -419,7 +371,7 @@ channel_submit(struct aioblk_channel *ch)
 	if (unlikely(atomic_load_explicit(&ch->disk->lost, memory_order_relaxed))) {
 		/* The device is gone: what still waits here fails without reaching the kernel. */
 		while (ch->batch_head < ch->batch_tail)
-			channel_complete_later(ch, (struct aioblk_req *)ch->batch[ch->batch_head++]->data, -ENODEV);
+			chan_complete_later(ch, (struct aioblk_req *)ch->batch[ch->batch_head++]->data, -ENODEV);
 	}
 	while (ch->batch_head < ch->batch_tail) {
 		rc = aioblk_sys_io_submit(ch->ctx, ch->batch_tail - ch->batch_head, ch->batch + ch->batch_head);
@@ -449,7 +401,7 @@ channel_submit(struct aioblk_channel *ch)
  * like requests that go to the kernel: a poll must return.
  */
 unsigned
-channel_run_done(struct aioblk_channel *ch, unsigned max)
+chan_run_done(struct aioblk_channel *ch, unsigned max)
 {
 	struct aioblk_req *last = ch->done_tail;
 	struct aioblk_req *req;
@@ -461,93 +413,14 @@ channel_run_done(struct aioblk_channel *ch, unsigned max)
 		if (!ch->done_head)
 			ch->done_tail = NULL;
 		was_last = req == last;
-		channel_finish(ch, req, req->status);
+		chan_finish(ch, req, req->status);
 		ran++;
 	}
 	return ran;
-}
-
-/*
- * Issue a reset. It takes no request slot (a full queue is when a reset is
- * wanted most) but counts as in flight until its callback has run.
- */
-int
-channel_add_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
-{
-	struct aioblk_disk *disk = ch->disk;
-	struct aioblk_reset *r = ch->resets_free;
-
-	if (r)
-		ch->resets_free = r->next;
-	else if (!(r = malloc(sizeof(*r))))
-		return -ENOMEM;
-	r->cb = cb;
-	r->cb_arg = cb_arg;
-	r->next = NULL;
-	ch->inflight++;
-	/* Wait out every request accepted in this epoch or before; later ones carry a newer epoch. */
-	r->epoch = atomic_fetch_add(&disk->epoch, 1);
-	/* Published before the waiting count (both seq_cst): a waker that sees the count sees this. */
-	if (!ch->resets_head)
-		atomic_store(&ch->reset_epoch, r->epoch);
-	atomic_fetch_add(&disk->resets_waiting, 1);
-	if (ch->resets_tail)
-		ch->resets_tail->next = r;
-	else
-		ch->resets_head = r;
-	ch->resets_tail = r;
-	if (ch->group->efd >= 0 && !ch->group->in_poll)
-		group_kick(ch->group);
-	return 0;
-}
-
-/*
- * Complete the resets that are done, oldest first. A later reset waits for
- * a superset of what an earlier one waits for, so the first one not done
- * ends the walk, and resets complete in the order they were issued. Resets
- * that callbacks issue here wait for the next poll.
- */
-unsigned
-channel_check_resets(struct aioblk_channel *ch, unsigned max)
-{
-	struct aioblk_reset *last = ch->resets_tail;
-	struct aioblk_reset *r;
-	unsigned ran = 0;
-	bool was_last = false;
-	aioblk_cb cb;
-	void *cb_arg;
-
-	while (ran < max && !was_last && (r = ch->resets_head)) {
-		if (!disk_reset_done(ch->disk, r->epoch))
-			break;
-		ch->resets_head = r->next;
-		if (!ch->resets_head)
-			ch->resets_tail = NULL;
-		was_last = r == last;
-		atomic_store(&ch->reset_epoch, ch->resets_head ? ch->resets_head->epoch : UINT64_MAX);
-		atomic_fetch_sub(&ch->disk->resets_waiting, 1);
-		cb = r->cb;
-		cb_arg = r->cb_arg;
-		r->next = ch->resets_free;
-		ch->resets_free = r;
-		ch->stats.other_ops++;
-		ch->inflight--;
-		cb(cb_arg, 0);
-		ran++;
-	}
-	return ran;
-}
-
-/* A reset issued during a poll, after its channel was checked, may be finished already. */
-static bool
-reset_ready(const struct aioblk_channel *ch)
-{
-	/* The oldest is done first (see channel_check_resets). */
-	return disk_reset_done(ch->disk, ch->resets_head->epoch);
 }
 
 bool
-channel_needs_kick(const struct aioblk_channel *ch)
+chan_needs_kick(const struct aioblk_channel *ch)
 {
 	/* Work that no kernel completion will announce. */
 	return ch->done_head || (ch->batch_head < ch->batch_tail && ch->in_kernel == 0) ||

@@ -26,21 +26,10 @@ aioblk_group_create(uint32_t flags, struct aioblk_group **groupp)
 	group = calloc(1, sizeof(*group));
 	if (!group)
 		return -ENOMEM;
-	group->efd = -1;
-	rc = pthread_mutex_init(&group->inbox_lock, NULL);
-	if (rc) {
+	rc = wake_init(&group->wake, flags & AIOBLK_GROUP_EVENTFD);
+	if (rc < 0) {
 		free(group);
-		return -rc;
-	}
-	if (flags & AIOBLK_GROUP_EVENTFD) {
-		group->efd = aioblk_sys_eventfd();
-		if (group->efd < 0) {
-			rc = group->efd;
-			aioblk_log(AIOBLK_LOG_ERR, "eventfd failed: %s", strerror(-rc));
-			pthread_mutex_destroy(&group->inbox_lock);
-			free(group);
-			return rc;
-		}
+		return rc;
 	}
 	*groupp = group;
 	return 0;
@@ -51,11 +40,9 @@ aioblk_group_destroy(struct aioblk_group *group)
 {
 	if (!group)
 		return -EINVAL;
-	if (group->in_poll || group->nchannels)
+	if (group->wake.polling || group->nchannels)
 		return -EBUSY;
-	if (group->efd >= 0)
-		aioblk_sys_close(group->efd);
-	pthread_mutex_destroy(&group->inbox_lock);
+	wake_destroy(&group->wake);
 	free(group);
 	return 0;
 }
@@ -63,18 +50,25 @@ aioblk_group_destroy(struct aioblk_group *group)
 AIOBLK_EXPORT int
 aioblk_group_fd(const struct aioblk_group *group)
 {
-	if (!group || group->efd < 0)
+	if (!group || group->wake.efd < 0)
 		return -EINVAL;
-	return group->efd;
+	return group->wake.efd;
 }
 
-void
-group_add_channel(struct aioblk_group *group, struct aioblk_channel *ch)
+AIOBLK_EXPORT int
+aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, const struct aioblk_channel_opts *opts,
+			  struct aioblk_channel **chp)
 {
-	/* Appended, so that channels are polled in the order they were made. */
-	struct aioblk_channel **link = &group->channels;
-	struct aioblk_channel *prev = NULL;
+	struct aioblk_channel *ch, **link = &group->channels, *prev = NULL;
+	int rc;
 
+	if (!group || !disk || !chp)
+		return -EINVAL;
+	rc = chan_new(&group->wake, disk, opts, &ch);
+	if (rc < 0)
+		return rc;
+	ch->group = group;
+	/* Appended, so that channels are polled in the order they were made. */
 	while (*link) {
 		prev = *link;
 		link = &prev->group_next;
@@ -83,11 +77,32 @@ group_add_channel(struct aioblk_group *group, struct aioblk_channel *ch)
 	ch->group_next = NULL;
 	*link = ch;
 	group->nchannels++;
+	disk_add_channel(disk, ch);
+	*chp = ch;
+	return 0;
 }
 
-void
-group_remove_channel(struct aioblk_group *group, struct aioblk_channel *ch)
+AIOBLK_EXPORT int
+aioblk_channel_create(struct aioblk_group *group, struct aioblk_disk *disk, unsigned queue_depth,
+		      struct aioblk_channel **chp)
 {
+	struct aioblk_channel_opts opts = { .queue_depth = queue_depth };
+
+	return aioblk_channel_create_ext(group, disk, &opts, chp);
+}
+
+AIOBLK_EXPORT int
+aioblk_channel_destroy(struct aioblk_channel *ch)
+{
+	struct aioblk_group *group;
+
+	if (!ch)
+		return -EINVAL;
+	group = ch->group;
+	/* io_destroy would sleep uninterruptibly until the kernel finishes them. */
+	if (group->wake.polling || ch->inflight)
+		return -EBUSY;
+	disk_remove_channel(ch->disk, ch);
 	if (ch->group_prev)
 		ch->group_prev->group_next = ch->group_next;
 	else
@@ -97,35 +112,8 @@ group_remove_channel(struct aioblk_group *group, struct aioblk_channel *ch)
 	if (group->poll_next == ch)
 		group->poll_next = ch->group_next;
 	group->nchannels--;
-}
-
-/*
- * Make the eventfd readable so that an event loop polls the group. Any
- * thread; it does not log, so that under a disk's lock the user's log
- * function is not run. Returns 0 or the write's -errno.
- */
-int
-group_signal(struct aioblk_group *group)
-{
-	/* Counted before it is written, so a read can never find more than was counted. */
-	atomic_fetch_add(&group->efd_kicks, 1);
-	return aioblk_sys_eventfd_write(group->efd, 1);
-}
-
-void
-group_log_signal_error(int rc)
-{
-	aioblk_log(AIOBLK_LOG_ERR, "eventfd write failed: %s", strerror(-rc));
-}
-
-/* group_signal, and log a failure. */
-void
-group_kick(struct aioblk_group *group)
-{
-	int rc = group_signal(group);
-
-	if (rc < 0)
-		group_log_signal_error(rc);
+	chan_free(ch);
+	return 0;
 }
 
 /*
@@ -151,30 +139,22 @@ reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
 		budget -= n;
 		ch->stats.completions += n;
 		for (i = 0; i < n; i++)
-			ran += io_complete_event(ch, events[i].data, event_res(&events[i]));
+			ran += req_complete_event(ch, events[i].data, event_res(&events[i]));
 		if (n < want)
 			break;
 	}
 	return ran;
 }
 
-/*
- * Move what worker threads finished (offload.c) to the done lists of their
- * channels, where this poll runs it.
- */
+/* Move what library threads finished (offload.c) to the done lists of their channels, where this poll runs it. */
 static void
 take_inbox(struct aioblk_group *group)
 {
-	struct aioblk_req *req, *next;
+	struct aioblk_req *req = wake_take(&group->wake), *next;
 
-	pthread_mutex_lock(&group->inbox_lock);
-	req = group->inbox_head;
-	group->inbox_head = group->inbox_tail = NULL;
-	atomic_store_explicit(&group->inbox_ready, false, memory_order_relaxed);
-	pthread_mutex_unlock(&group->inbox_lock);
 	for (; req; req = next) {
 		next = req->next;
-		channel_complete_later(req->ch, req, req->status);
+		req_complete_offloaded(req->ch, req);
 	}
 }
 
@@ -201,9 +181,9 @@ poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool l
 		before = ran;
 		events = 0;
 		if (unlikely(ch->resets_head != NULL) && lists)
-			ran += channel_check_resets(ch, max - ran);
+			ran += reset_run_done(ch, max - ran);
 		if (unlikely(ch->done_head != NULL) && lists && ran < max)
-			ran += channel_run_done(ch, max - ran);
+			ran += chan_run_done(ch, max - ran);
 		if (ran < max)
 			ran += reap_channel(ch, max - ran, &events);
 		*reaped += events;
@@ -219,7 +199,7 @@ poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool l
 	for (ch = group->channels; lists && ch && ran < max; ch = ch->group_next) {
 		if (unlikely(ch->resets_head != NULL)) {
 			before = ran;
-			ran += channel_check_resets(ch, max - ran);
+			ran += reset_run_done(ch, max - ran);
 			if (ran != before)
 				ch->found_work = true;
 		}
@@ -239,9 +219,9 @@ clear_eventfd(struct aioblk_group *group, unsigned max)
 	unsigned ran = 0;
 	int rc;
 
-	if (group->efd_reaped + atomic_load(&group->efd_kicks) <= group->efd_consumed)
+	if (group->efd_reaped + atomic_load(&group->wake.kicks) <= group->efd_consumed)
 		return 0;
-	rc = aioblk_sys_eventfd_read(group->efd, &value);
+	rc = aioblk_sys_eventfd_read(group->wake.efd, &value);
 	if (rc == -EAGAIN)
 		return 0;
 	if (rc < 0) {
@@ -261,7 +241,7 @@ group_needs_kick(const struct aioblk_group *group, bool stopped_at_max)
 	const struct aioblk_channel *ch;
 
 	for (ch = group->channels; ch; ch = ch->group_next) {
-		if (channel_needs_kick(ch))
+		if (chan_needs_kick(ch))
 			return true;
 		/* Events left behind when the poll stopped at its limit. */
 		if (stopped_at_max && (ring_has_events(ch) || ch->resets_head))
@@ -281,7 +261,7 @@ finish_poll(struct aioblk_group *group)
 		ch->stats.busy_polls += ch->found_work;
 		ch->found_work = false;
 		if (ch->batch_head != ch->batch_tail)
-			channel_submit(ch);
+			chan_submit(ch);
 	}
 }
 
@@ -293,7 +273,7 @@ submit_all(struct aioblk_group *group)
 
 	for (ch = group->channels; ch; ch = ch->group_next)
 		if (ch->batch_head != ch->batch_tail)
-			taken += channel_submit(ch);
+			taken += chan_submit(ch);
 	return taken;
 }
 
@@ -306,20 +286,19 @@ aioblk_group_poll(struct aioblk_group *group, unsigned max_completions)
 
 	if (!group)
 		return -EINVAL;
-	if (group->in_poll)
+	if (group->wake.polling)
 		return -EBUSY;
-	group->in_poll = true;
-	if (unlikely(atomic_load_explicit(&group->inbox_ready, memory_order_acquire)))
-		take_inbox(group);
+	group->wake.polling = true;
+	take_inbox(group);
 	ran = poll_channels(group, limit, &reaped, true);
-	if (group->efd >= 0) {
+	if (group->wake.efd >= 0) {
 		group->efd_reaped += reaped;
 		ran += clear_eventfd(group, limit - ran);
 	}
 	finish_poll(group);
-	group->in_poll = false;
-	if (group->efd >= 0 && group_needs_kick(group, ran >= limit))
-		group_kick(group);
+	group->wake.polling = false;
+	if (group->wake.efd >= 0 && group_needs_kick(group, ran >= limit))
+		wake_kick(&group->wake);
 	return ran > INT_MAX ? INT_MAX : (int)ran;
 }
 
@@ -332,8 +311,8 @@ aioblk_group_submit(struct aioblk_group *group)
 		return -EINVAL;
 	taken = submit_all(group);
 	/* Requests the kernel refused or deferred with nothing in flight: no completion will wake the loop. */
-	if (group->efd >= 0 && !group->in_poll && group_needs_kick(group, false))
-		group_kick(group);
+	if (group->wake.efd >= 0 && !group->wake.polling && group_needs_kick(group, false))
+		wake_kick(&group->wake);
 	return taken;
 }
 
@@ -374,13 +353,13 @@ wait_idle(struct aioblk_group *group, int64_t deadline)
 	struct timespec left, until;
 	int rc;
 
-	if (group->efd >= 0) {
+	if (group->wake.efd >= 0) {
 		if (deadline >= 0) {
 			int64_t ns = deadline - now_ns();
 
 			left = ns_to_timespec(ns > 0 ? ns : 0);
 		}
-		rc = aioblk_sys_poll_in(group->efd, deadline >= 0 ? &left : NULL);
+		rc = aioblk_sys_poll_in(group->wake.efd, deadline >= 0 ? &left : NULL);
 	} else {
 		until = ns_to_timespec(deadline);
 		rc = aioblk_sys_sleep_until(deadline >= 0 ? &until : NULL);
@@ -388,7 +367,7 @@ wait_idle(struct aioblk_group *group, int64_t deadline)
 	if (rc == -EINTR)
 		return 0;
 	if (rc < 0) {
-		aioblk_log(AIOBLK_LOG_ERR, "%s failed: %s", group->efd >= 0 ? "poll on the eventfd" : "sleep",
+		aioblk_log(AIOBLK_LOG_ERR, "%s failed: %s", group->wake.efd >= 0 ? "poll on the eventfd" : "sleep",
 			   strerror(-rc));
 		return rc;
 	}
@@ -403,7 +382,7 @@ aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 
 	if (!group)
 		return -EINVAL;
-	if (group->in_poll)
+	if (group->wake.polling)
 		return -EBUSY;
 	if (timeout_ms >= 0)
 		deadline = now_ns() + (int64_t)timeout_ms * 1000000;
@@ -415,7 +394,7 @@ aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 		if (deadline >= 0 && now_ns() >= deadline)
 			return 0;
 		/* Busy-poll mode spins only while something can complete. */
-		if (group->efd < 0 && group_outstanding(group))
+		if (group->wake.efd < 0 && group_outstanding(group))
 			continue;
 		rc = wait_idle(group, deadline);
 		if (rc < 0)

@@ -1,5 +1,47 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Private structures shared by the files of the library. */
+/*
+ * Private structures shared by the files of the library, and the functions
+ * each file offers the others.
+ *
+ * The files form layers, and a file calls only files below it, never one
+ * above: a request flows down from the public calls to the kernel, and its
+ * completion comes back up only through the poll loop, which drives the
+ * channels from the top. From the top:
+ *
+ *   io.c        the public I/O calls: validate, fill the request, hand it to
+ *               its channel (or to the offload pool)
+ *   group.c     poll groups: the channel list, making and destroying
+ *               channels, the poll loop, the eventfd's accounting, wait
+ *   request.c   preparing iocbs and decoding what the kernel answers
+ *   channel.c   one io_context: request slots, the submission batch, the
+ *               list of requests completed without the kernel
+ *   reset.c     reset epochs: pending resets and who to wake for them
+ *   disk.c      disks: open, geometry, what they can do, rescan, close
+ *   json.c      a disk's configuration as SPDK's JSON
+ *   offload.c   library threads for what the kernel cannot do through AIO
+ *   wake.c      a group's wake-up: its eventfd and its inbox, usable from
+ *               any layer and any thread without knowing the group
+ *   ring.c      reaping the kernel's completion ring in user space
+ *   sys.c       every system call (the seam unit tests replace)
+ *   log.c       diagnostics
+ *   version.c   the version string
+ *
+ * tests/check-layers.sh reads the list below (one file a line, top first;
+ * files on one line are peers that may call each other) and fails the
+ * build's tests when an object file calls a function defined in a file of
+ * a higher layer.
+ *
+ * layers: io.c
+ * layers: group.c
+ * layers: request.c
+ * layers: channel.c
+ * layers: reset.c
+ * layers: disk.c json.c
+ * layers: offload.c
+ * layers: wake.c
+ * layers: ring.c
+ * layers: sys.c log.c version.c
+ */
 #ifndef AIOBLK_INTERNAL_H
 #define AIOBLK_INTERNAL_H
 
@@ -134,8 +176,25 @@ struct aioblk_reset {
 	struct aioblk_reset *next;
 };
 
+/*
+ * What the layers below a group need of it: whether it is polling now, and
+ * how to wake it from any thread (its eventfd, and an inbox for requests
+ * that library threads finished). Embedded in the group; channels point at it.
+ */
+struct aioblk_wake {
+	int efd;      /* eventfd, or -1 */
+	bool polling; /* a poll is running callbacks: submit and kick at its end */
+	/* Signals written to the eventfd, counted before they are written (see group.c). */
+	_Atomic uint64_t kicks;
+	pthread_mutex_t inbox_lock;
+	struct aioblk_req *inbox_head;
+	struct aioblk_req *inbox_tail;
+	_Atomic bool inbox_ready; /* the inbox is not empty: read without the lock by polls */
+};
+
 struct aioblk_channel {
-	struct aioblk_group *group;
+	struct aioblk_group *group; /* for group.c: the lower layers use wake */
+	struct aioblk_wake *wake;
 	struct aioblk_disk *disk;
 	io_context_t ctx;
 	struct aio_ring *ring; /* ctx as the ring, or NULL when it cannot be read (fallback) */
@@ -187,12 +246,11 @@ struct aioblk_channel {
 };
 
 struct aioblk_group {
+	struct aioblk_wake wake;
 	struct aioblk_channel *channels;
 	/* Where the next poll starts (NULL: the first channel): after where a poll ran out of budget. */
 	struct aioblk_channel *poll_next;
 	unsigned nchannels;
-	int efd;      /* eventfd, or -1 */
-	bool in_poll; /* a poll is running callbacks: refuse re-entry */
 	/*
 	 * Eventfd accounting: every reaped kernel event and every kick added 1
 	 * to the counter, every read took its value away. While the reads lag
@@ -201,13 +259,6 @@ struct aioblk_group {
 	 */
 	uint64_t efd_reaped;
 	uint64_t efd_consumed;
-	_Atomic uint64_t efd_kicks;
-
-	/* Requests finished on worker threads (offload.c), for the next poll to run. */
-	pthread_mutex_t inbox_lock;
-	struct aioblk_req *inbox_head;
-	struct aioblk_req *inbox_tail;
-	_Atomic bool inbox_ready; /* the inbox is not empty: read without the lock by polls */
 };
 
 /* Append @req to a FIFO of requests linked through ->next (the done list, the offload queue, an inbox). */
@@ -223,65 +274,59 @@ req_fifo_push(struct aioblk_req **head, struct aioblk_req **tail, struct aioblk_
 }
 
 /*
- * Functions shared between the files of the library are global symbols in
- * libaioblk.a: keep them inside our name space there.
+ * Functions shared between the files. They are hidden in the shared
+ * library (-fvisibility=hidden) and made local in the static one
+ * (src/meson.build), so they need no name space of their own.
  */
-#define disk_add_channel aioblk_internal_disk_add_channel
-#define disk_remove_channel aioblk_internal_disk_remove_channel
-#define disk_reset_done aioblk_internal_disk_reset_done
-#define disk_check_lost aioblk_internal_disk_check_lost
-#define channel_get_req aioblk_internal_channel_get_req
-#define channel_put_req aioblk_internal_channel_put_req
-#define channel_accept aioblk_internal_channel_accept
-#define channel_enqueue aioblk_internal_channel_enqueue
-#define channel_complete_later aioblk_internal_channel_complete_later
-#define channel_submit aioblk_internal_channel_submit
-#define channel_run_done aioblk_internal_channel_run_done
-#define channel_check_resets aioblk_internal_channel_check_resets
-#define channel_add_reset aioblk_internal_channel_add_reset
-#define channel_needs_kick aioblk_internal_channel_needs_kick
-#define disk_wake_resetters aioblk_internal_disk_wake_resetters
-#define group_kick aioblk_internal_group_kick
-#define group_signal aioblk_internal_group_signal
-#define group_log_signal_error aioblk_internal_group_log_signal_error
-#define channel_finish aioblk_internal_channel_finish
-#define offload_ref aioblk_internal_offload_ref
-#define offload_unref aioblk_internal_offload_unref
-#define offload_queue aioblk_internal_offload_queue
-#define ring_reap aioblk_internal_ring_reap
-#define ring_has_events aioblk_internal_ring_has_events
-#define io_complete_event aioblk_internal_io_complete_event
-#define io_prep aioblk_internal_io_prep
-#define group_add_channel aioblk_internal_group_add_channel
-#define group_remove_channel aioblk_internal_group_remove_channel
 
-/* log.c */
-void aioblk_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* io.c: nothing; the public I/O calls only. */
+
+/* group.c: nothing; the public group and channel calls only. */
+
+/* request.c */
+void req_prep(struct aioblk_channel *ch, struct aioblk_req *req);
+unsigned req_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t res);
+void req_complete_offloaded(struct aioblk_channel *ch, struct aioblk_req *req);
+
+/* channel.c */
+int chan_new(struct aioblk_wake *wake, struct aioblk_disk *disk, const struct aioblk_channel_opts *opts,
+	     struct aioblk_channel **chp);
+void chan_free(struct aioblk_channel *ch);
+struct aioblk_req *chan_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_arg);
+void chan_put_req(struct aioblk_channel *ch, struct aioblk_req *req);
+void chan_accept(struct aioblk_channel *ch, struct aioblk_req *req);
+void chan_enqueue(struct aioblk_channel *ch, struct aioblk_req *req);
+void chan_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int status);
+int chan_submit(struct aioblk_channel *ch);
+unsigned chan_run_done(struct aioblk_channel *ch, unsigned max);
+bool chan_needs_kick(const struct aioblk_channel *ch);
+void chan_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status);
+
+/* reset.c */
+int reset_add(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
+unsigned reset_run_done(struct aioblk_channel *ch, unsigned max);
+bool reset_ready(const struct aioblk_channel *ch);
+void reset_publish_oldest(struct aioblk_channel *ch);
+void reset_free_records(struct aioblk_channel *ch);
 
 /* disk.c */
 void disk_add_channel(struct aioblk_disk *disk, struct aioblk_channel *ch);
 void disk_remove_channel(struct aioblk_disk *disk, struct aioblk_channel *ch);
-bool disk_reset_done(struct aioblk_disk *disk, uint64_t epoch);
-void disk_wake_resetters(struct aioblk_disk *disk, const struct aioblk_group *except);
 void disk_check_lost(struct aioblk_disk *disk);
-
-/* channel.c */
-struct aioblk_req *channel_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_arg);
-void channel_put_req(struct aioblk_channel *ch, struct aioblk_req *req);
-void channel_accept(struct aioblk_channel *ch, struct aioblk_req *req);
-void channel_enqueue(struct aioblk_channel *ch, struct aioblk_req *req);
-void channel_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int status);
-int channel_submit(struct aioblk_channel *ch);
-unsigned channel_run_done(struct aioblk_channel *ch, unsigned max);
-int channel_add_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
-unsigned channel_check_resets(struct aioblk_channel *ch, unsigned max);
-bool channel_needs_kick(const struct aioblk_channel *ch);
-void channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status);
 
 /* offload.c */
 void offload_ref(void);
 void offload_unref(void);
 void offload_queue(struct aioblk_req *req);
+
+/* wake.c */
+int wake_init(struct aioblk_wake *wake, bool eventfd);
+void wake_destroy(struct aioblk_wake *wake);
+int wake_signal(struct aioblk_wake *wake);
+void wake_kick(struct aioblk_wake *wake);
+void wake_log_error(int rc);
+void wake_post(struct aioblk_wake *wake, struct aioblk_req *req);
+struct aioblk_req *wake_take(struct aioblk_wake *wake);
 
 /*
  * io_event.res is the kernel's signed 64-bit result, but libaio declares it
@@ -304,15 +349,7 @@ event_res(const struct io_event *ev)
 unsigned ring_reap(struct aioblk_channel *ch, struct io_event *events, unsigned max);
 bool ring_has_events(const struct aioblk_channel *ch);
 
-/* io.c */
-unsigned io_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t res);
-void io_prep(struct aioblk_channel *ch, struct aioblk_req *req);
-
-/* group.c */
-void group_add_channel(struct aioblk_group *group, struct aioblk_channel *ch);
-void group_remove_channel(struct aioblk_group *group, struct aioblk_channel *ch);
-void group_kick(struct aioblk_group *group);
-int group_signal(struct aioblk_group *group);
-void group_log_signal_error(int rc);
+/* log.c */
+void aioblk_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif /* AIOBLK_INTERNAL_H */

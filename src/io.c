@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The public I/O calls: validate, fill the iocb, hand the request to its
- * channel; and the decoding of what the kernel says when it completes.
+ * The public I/O calls: validate, fill the request, hand it to its channel
+ * (or, for what the kernel cannot do through AIO, to the offload pool).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,77 +64,6 @@ copy_from_iov(void *dst, const struct iovec *iov, int iovcnt)
 	}
 }
 
-static void
-copy_to_iov(const struct iovec *iov, int iovcnt, const void *src)
-{
-	const char *p = src;
-	int i;
-
-	for (i = 0; i < iovcnt; i++) {
-		memcpy(iov[i].iov_base, p, iov[i].iov_len);
-		p += iov[i].iov_len;
-	}
-}
-
-/* Fill the iocb for what is left of a read or write (all of it, or the rest of a short transfer). */
-static void
-prep_rw(struct aioblk_channel *ch, struct aioblk_req *req)
-{
-	struct iocb *iocb = &req->iocb;
-	int fd = ch->disk->fd;
-	uint64_t pos = req->offset + req->done;
-	size_t left = req->len - req->done;
-	bool rd = req->op == OP_READ;
-	const struct iovec *iov = req->iov;
-	int iovcnt = req->iovcnt;
-	uint64_t skip = req->done;
-
-	if (req->bounce) {
-		char *buf = (char *)req->bounce + req->done;
-
-		rd ? io_prep_pread(iocb, fd, buf, left, pos) : io_prep_pwrite(iocb, fd, buf, left, pos);
-	} else if (iovcnt == 1) {
-		/* One buffer: PREAD/PWRITE spare the kernel an iovec copy. */
-		char *buf = (char *)iov[0].iov_base + req->done;
-
-		rd ? io_prep_pread(iocb, fd, buf, left, pos) : io_prep_pwrite(iocb, fd, buf, left, pos);
-	} else {
-		/* After a short transfer, start at the iovec where it stopped. */
-		while (skip && skip >= iov->iov_len) {
-			skip -= iov->iov_len;
-			iov++;
-			iovcnt--;
-		}
-		if (skip) {
-			/* Mid-iovec: finish that piece alone; the next round is whole iovecs again. */
-			char *buf = (char *)iov->iov_base + skip;
-			size_t n = iov->iov_len - skip;
-
-			rd ? io_prep_pread(iocb, fd, buf, n, pos) : io_prep_pwrite(iocb, fd, buf, n, pos);
-		} else {
-			rd ? io_prep_preadv(iocb, fd, iov, iovcnt, pos) : io_prep_pwritev(iocb, fd, iov, iovcnt, pos);
-		}
-	}
-#ifdef AIOBLK_HAVE_RW_FLAGS
-	if (req->fua)
-		iocb->aio_rw_flags = RWF_DSYNC;
-	else if (rd && !req->nowait_retried && atomic_load_explicit(&ch->disk->nowait, memory_order_relaxed))
-		iocb->aio_rw_flags = RWF_NOWAIT;
-#endif
-}
-
-void
-io_prep(struct aioblk_channel *ch, struct aioblk_req *req)
-{
-	if (req->op == OP_FLUSH)
-		io_prep_fdsync(&req->iocb, ch->disk->fd);
-	else
-		prep_rw(ch, req);
-	req->iocb.data = req;
-	if (ch->group->efd >= 0)
-		io_set_eventfd(&req->iocb, ch->group->efd);
-}
-
 static int
 submit_rw(struct aioblk_channel *ch, enum req_op op, const struct iovec *iov, int iovcnt, uint64_t offset_blocks,
 	  uint64_t num_blocks, uint32_t io_flags, aioblk_cb cb, void *cb_arg)
@@ -161,12 +90,12 @@ submit_rw(struct aioblk_channel *ch, enum req_op op, const struct iovec *iov, in
 	if (unlikely(!aligned && (!ch->bounce_size || len > ch->bounce_size)))
 		return -EINVAL;
 
-	req = channel_get_req(ch, op, cb, cb_arg);
+	req = chan_get_req(ch, op, cb, cb_arg);
 	if (unlikely(!req))
 		return -EAGAIN;
 	if (unlikely(!aligned)) {
 		if (!ch->bounce_nfree) {
-			channel_put_req(ch, req);
+			chan_put_req(ch, req);
 			return -EAGAIN;
 		}
 		req->bounce = ch->bounce_free[--ch->bounce_nfree];
@@ -189,9 +118,9 @@ submit_rw(struct aioblk_channel *ch, enum req_op op, const struct iovec *iov, in
 	} else {
 		req->iov = iov;
 	}
-	io_prep(ch, req);
-	channel_accept(ch, req);
-	channel_enqueue(ch, req);
+	req_prep(ch, req);
+	chan_accept(ch, req);
+	chan_enqueue(ch, req);
 	return 0;
 }
 
@@ -258,17 +187,17 @@ aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 		return -EINVAL;
 	if (atomic_load_explicit(&ch->disk->lost, memory_order_relaxed))
 		return -ENODEV;
-	req = channel_get_req(ch, OP_FLUSH, cb, cb_arg);
+	req = chan_get_req(ch, OP_FLUSH, cb, cb_arg);
 	if (!req)
 		return -EAGAIN;
-	channel_accept(ch, req);
+	chan_accept(ch, req);
 	if (atomic_load_explicit(&ch->disk->flush_mode, memory_order_relaxed) == FLUSH_SYNC) {
 		/* fdatasync(2) on a worker: it covers every write completed before now. */
 		offload_queue(req);
 		return 0;
 	}
-	io_prep(ch, req);
-	channel_enqueue(ch, req);
+	req_prep(ch, req);
+	chan_enqueue(ch, req);
 	return 0;
 }
 
@@ -277,7 +206,7 @@ aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 {
 	if (!ch || !cb)
 		return -EINVAL;
-	return channel_add_reset(ch, cb, cb_arg);
+	return reset_add(ch, cb, cb_arg);
 }
 
 /*
@@ -301,12 +230,12 @@ submit_offload(struct aioblk_channel *ch, enum req_op op, uint64_t offset_blocks
 	rc = check_range(ch, offset_blocks, num_blocks, &offset, &len);
 	if (rc < 0)
 		return rc;
-	req = channel_get_req(ch, op, cb, cb_arg);
+	req = chan_get_req(ch, op, cb, cb_arg);
 	if (!req)
 		return -EAGAIN;
 	req->offset = offset;
 	req->len = len;
-	channel_accept(ch, req);
+	chan_accept(ch, req);
 	offload_queue(req);
 	return 0;
 }
@@ -321,71 +250,4 @@ AIOBLK_EXPORT int
 aioblk_unmap(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb, void *cb_arg)
 {
 	return submit_offload(ch, OP_UNMAP, offset_blocks, num_blocks, cb, cb_arg);
-}
-
-static void
-log_io_error(const struct aioblk_channel *ch, const struct aioblk_req *req, int status)
-{
-	aioblk_log(AIOBLK_LOG_ERR, "%s: %s of %llu bytes at %llu failed: %s", ch->disk->name,
-		   req->op == OP_READ  ? "read" :
-		   req->op == OP_WRITE ? "write" :
-					 "flush",
-		   (unsigned long long)req->len, (unsigned long long)req->offset, strerror(-status));
-}
-
-/*
- * Decode one kernel completion. io_event.res is a signed 64-bit value
- * (libaio declares it unsigned): negative is -errno; for reads and writes
- * exactly the remaining length is success, 0 is no progress (-EIO), and a
- * shorter count is continued from where it stopped.
- * Returns 1 when the request's callback ran, 0 when it went back to the queue.
- */
-unsigned
-io_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t res)
-{
-	int status;
-
-	ch->in_kernel--;
-	if (req->op == OP_FLUSH) {
-		status = res >= 0 ? 0 : res < -4095 ? -EIO : (int)res;
-		goto finish;
-	}
-	if (unlikely(res < 0)) {
-#ifdef AIOBLK_HAVE_RW_FLAGS
-		if (res == -EAGAIN && (req->iocb.aio_rw_flags & RWF_NOWAIT)) {
-			/* It would have blocked: once more, allowed to block. Never requeued with NOWAIT. */
-			req->nowait_retried = true;
-			ch->stats.retries++;
-			io_prep(ch, req);
-			channel_enqueue(ch, req);
-			return 0;
-		}
-#endif
-		status = res < -4095 ? -EIO : (int)res;
-		goto finish;
-	}
-	if (unlikely(res == 0 || (uint64_t)res > req->len - req->done)) {
-		status = -EIO;
-		goto finish;
-	}
-	req->done += (uint64_t)res;
-	if (unlikely(req->done < req->len)) {
-		ch->stats.retries++;
-		io_prep(ch, req);
-		channel_enqueue(ch, req);
-		return 0;
-	}
-	if (req->bounce && req->op == OP_READ)
-		copy_to_iov(req->iov, req->iovcnt, req->bounce);
-	status = 0;
-finish:
-	if (unlikely(status < 0)) {
-		log_io_error(ch, req, status);
-		/* A block device that reads size 0 now is gone: say so, not just EIO. */
-		disk_check_lost(ch->disk);
-		if (atomic_load_explicit(&ch->disk->lost, memory_order_relaxed))
-			status = -ENODEV;
-	}
-	channel_finish(ch, req, status);
-	return 1;
 }

@@ -4,8 +4,9 @@
  * fdatasync(2) flush fallback. They block for as long as the file system or
  * device takes (a large zeroing for seconds), so they run on a few library
  * threads, never on the thread that polls. A finished request goes to its
- * group's inbox and the group's eventfd is made readable; its callback then
- * runs from a poll of that group, on the group's thread, like any other.
+ * group's inbox and the group's eventfd is made readable (wake.c); its
+ * callback then runs from a poll of that group, on the group's thread, like
+ * any other.
  *
  * The threads start when the first request needs one and stop when the last
  * disk closes (no request can be pending then: a disk with channels cannot
@@ -17,6 +18,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -28,6 +30,7 @@
 static const char zero_buf[ZERO_BUF_SIZE] __attribute__((aligned(ZERO_BUF_SIZE)));
 
 static struct {
+	pthread_once_t once; /* the fork handlers are registered */
 	pthread_mutex_t lock;
 	pthread_cond_t work; /* the queue is not empty, or the generation changed */
 	struct aioblk_req *head, *tail;
@@ -38,13 +41,51 @@ static struct {
 	uint64_t generation; /* bumped when the last disk closes: the threads of older ones exit */
 	pthread_t threads[OFFLOAD_MAX_THREADS];
 } pool = {
+	.once = PTHREAD_ONCE_INIT,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.work = PTHREAD_COND_INITIALIZER,
 };
 
+/*
+ * fork(): the child has none of the parent's threads. Hold the pool still
+ * across the fork, then give the child an empty pool of its own: the
+ * parent's requests are not its (nor are the parent's groups and
+ * channels), and the disks it opens or closes count from what it inherited.
+ */
+static void
+fork_prepare(void)
+{
+	pthread_mutex_lock(&pool.lock);
+}
+
+static void
+fork_parent(void)
+{
+	pthread_mutex_unlock(&pool.lock);
+}
+
+static void
+fork_child(void)
+{
+	pthread_mutex_init(&pool.lock, NULL);
+	pthread_cond_init(&pool.work, NULL);
+	pool.head = pool.tail = NULL;
+	pool.nqueued = 0;
+	pool.nthreads = 0;
+	pool.nidle = 0;
+	pool.generation++;
+}
+
+static void
+register_fork_handlers(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 void
 offload_ref(void)
 {
+	pthread_once(&pool.once, register_fork_handlers);
 	pthread_mutex_lock(&pool.lock);
 	pool.users++;
 	pthread_mutex_unlock(&pool.lock);
@@ -74,23 +115,34 @@ offload_unref(void)
 static int
 write_zeroes_by_writing(struct aioblk_disk *disk, uint64_t offset, uint64_t len)
 {
+	const char *buf = zero_buf;
+	size_t size = ZERO_BUF_SIZE;
+	void *big = NULL;
 	uint64_t done;
 	ssize_t n;
+	int rc = 0;
 
 	if (atomic_exchange(&disk->zero_mode, ZERO_WRITE) != ZERO_WRITE)
 		aioblk_log(AIOBLK_LOG_WARNING, "%s: zeroing refused by the kernel, writing zeroes", disk->name);
-	if (disk->buf_align > ZERO_BUF_SIZE)
-		return -EOPNOTSUPP;
-	for (done = 0; done < len; done += (uint64_t)n) {
-		size_t chunk = len - done < ZERO_BUF_SIZE ? (size_t)(len - done) : ZERO_BUF_SIZE;
-
-		n = aioblk_sys_pwrite(disk->fd, zero_buf, chunk, offset + done);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
+	if (disk->buf_align > ZERO_BUF_SIZE) {
+		/* O_DIRECT memory aligned beyond our static zeroes: one buffer of that alignment. */
+		size = disk->buf_align;
+		if (posix_memalign(&big, size, size))
+			return -ENOMEM;
+		memset(big, 0, size);
+		buf = big;
 	}
-	return 0;
+	for (done = 0; done < len; done += (uint64_t)n) {
+		size_t chunk = len - done < size ? (size_t)(len - done) : size;
+
+		n = aioblk_sys_pwrite(disk->fd, buf, chunk, offset + done);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+	}
+	free(big);
+	return rc;
 }
 
 /*
@@ -152,58 +204,31 @@ unmap_range(struct aioblk_disk *disk, uint64_t offset, uint64_t len)
 	return rc;
 }
 
-static int
+/* Do what @req asks, then leave it in its group's inbox with the result (logged there, on the group's thread). */
+static void
 run_request(struct aioblk_req *req)
 {
 	struct aioblk_disk *disk = req->ch->disk;
-	const char *what;
-	int rc;
+	struct aioblk_wake *wake = req->ch->wake;
 
+	/* A request that waited while the device went away fails as queued kernel I/O does. */
+	if (atomic_load(&disk->lost)) {
+		req->status = -ENODEV;
+		wake_post(wake, req);
+		return;
+	}
 	switch (req->op) {
 	case OP_FLUSH:
-		what = "fdatasync";
-		rc = aioblk_sys_fdatasync(disk->fd);
+		req->status = aioblk_sys_fdatasync(disk->fd);
 		break;
 	case OP_UNMAP:
-		what = "unmap";
-		rc = unmap_range(disk, req->offset, req->len);
+		req->status = unmap_range(disk, req->offset, req->len);
 		break;
 	default:
-		what = "write-zeroes";
-		rc = zero_range(disk, req->offset, req->len);
+		req->status = zero_range(disk, req->offset, req->len);
 		break;
 	}
-	if (rc < 0 && rc != -EOPNOTSUPP) {
-		aioblk_log(AIOBLK_LOG_ERR, "%s: %s of %llu bytes at %llu failed: %s", disk->name, what,
-			   (unsigned long long)req->len, (unsigned long long)req->offset, strerror(-rc));
-		/* A block device that reads size 0 now is gone: say so, not just EIO. */
-		disk_check_lost(disk);
-		if (atomic_load(&disk->lost))
-			rc = -ENODEV;
-	}
-	return rc;
-}
-
-/*
- * Hand a finished request to its group. The eventfd is written under the
- * inbox lock: the poll that runs the callback takes the lock first, so the
- * group (and its eventfd) cannot be destroyed before we are done with it.
- */
-static void
-deliver(struct aioblk_req *req, int status)
-{
-	struct aioblk_group *group = req->ch->group;
-	int rc = 0;
-
-	req->status = status;
-	pthread_mutex_lock(&group->inbox_lock);
-	req_fifo_push(&group->inbox_head, &group->inbox_tail, req);
-	atomic_store_explicit(&group->inbox_ready, true, memory_order_release);
-	if (group->efd >= 0)
-		rc = group_signal(group);
-	pthread_mutex_unlock(&group->inbox_lock);
-	if (rc < 0)
-		group_log_signal_error(rc);
+	wake_post(wake, req);
 }
 
 static void *
@@ -229,7 +254,7 @@ worker_main(void *arg)
 			pool.tail = NULL;
 		pool.nqueued--;
 		pthread_mutex_unlock(&pool.lock);
-		deliver(req, run_request(req));
+		run_request(req);
 		pthread_mutex_lock(&pool.lock);
 	}
 	pthread_mutex_unlock(&pool.lock);
@@ -271,7 +296,7 @@ offload_queue(struct aioblk_req *req)
 		pthread_mutex_unlock(&pool.lock);
 		aioblk_log(AIOBLK_LOG_WARNING, "%s: no worker thread (%s): running on the caller's thread",
 			   req->ch->disk->name, strerror(-rc));
-		deliver(req, run_request(req));
+		run_request(req);
 		return;
 	}
 	req_fifo_push(&pool.head, &pool.tail, req);

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -308,6 +309,71 @@ test_no_zero_length_ranges(void **state)
 	}
 }
 
+/* Write-zeroes on a fresh disk, group and channel of this process: 0 when it completed with 0. */
+static int
+zero_once(const char *path)
+{
+	struct aioblk_disk *disk;
+	struct aioblk_group *g;
+	struct aioblk_channel *ch;
+	struct mark m = { 0 };
+	int order = 0, rc;
+
+	m.order = &order;
+	if ((rc = aioblk_disk_open(path, NULL, &disk)) < 0)
+		return rc;
+	if ((rc = aioblk_group_create(AIOBLK_GROUP_EVENTFD, &g)) < 0)
+		return rc;
+	if ((rc = aioblk_channel_create(g, disk, 4, &ch)) < 0)
+		return rc;
+	if ((rc = aioblk_write_zeroes(ch, 0, 8, mark_cb, &m)) < 0)
+		return rc;
+	while (!m.when)
+		if ((rc = aioblk_group_wait(g, 10000)) <= 0)
+			return rc < 0 ? rc : -ETIMEDOUT;
+	if (aioblk_channel_destroy(ch) || aioblk_group_destroy(g) || aioblk_disk_close(disk))
+		return -EBUSY;
+	return m.status;
+}
+
+/*
+ * fork() while the library's threads run: the child has none of them, but
+ * what it opens itself still gets its write-zeroes done (by threads of its
+ * own), and closing its disks returns. The parent goes on as before.
+ */
+static void
+test_fork_child_offloads(void **state)
+{
+	char a[256], b[256];
+	struct feat f;
+	struct mark m = { 0 };
+	int order = 0, status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(tc_make_file(NULL, 4 * MiB, a, sizeof(a)), 0);
+	assert_int_equal(tc_make_file(NULL, 4 * MiB, b, sizeof(b)), 0);
+	assert_int_equal(feat_open(&f, a, NULL, NULL, 0), 0);
+	m.order = &order;
+	assert_int_equal(aioblk_write_zeroes(f.ch, 0, 8, mark_cb, &m), 0);
+	wait_marked(f.group, &m);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(30);
+		_exit(zero_once(b) == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	m = (struct mark){ .order = &order };
+	assert_int_equal(aioblk_write_zeroes(f.ch, 8, 8, mark_cb, &m), 0);
+	wait_marked(f.group, &m);
+	assert_int_equal(m.status, 0);
+	feat_close(&f);
+	assert_int_equal(zero_once(b), 0);
+}
+
 int
 main(void)
 {
@@ -316,6 +382,7 @@ main(void)
 		cmocka_unit_test(test_sync_flush_off_thread_busy_poll),
 		cmocka_unit_test(test_sync_flush_off_thread_eventfd),
 		cmocka_unit_test(test_no_zero_length_ranges),
+		cmocka_unit_test(test_fork_child_offloads),
 	};
 
 	return tc_run_group(tests, NULL, NULL);
