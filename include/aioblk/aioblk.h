@@ -364,9 +364,9 @@ int aioblk_group_submit(struct aioblk_group *group);
  * (clock_nanosleep(2)) while none is, since none can complete.
  *
  * With timeout -1 and nothing outstanding it sleeps until something can
- * wake it: in eventfd mode the eventfd (a completion, a reset or another
- * thread's kick); in busy-poll mode nothing can, so it does not return
- * (like poll(2) with no file descriptors).
+ * wake it: in eventfd mode, until the eventfd becomes readable; in
+ * busy-poll mode nothing can, so it does not return (like poll(2) with no
+ * file descriptors).
  *
  * @param group the group.
  * @param timeout_ms -1: no timeout; 0: poll once.
