@@ -30,8 +30,18 @@
  * - A callback may submit new I/O on any channel of its group. It may not
  *   poll, wait on or destroy its own group or any of the group's channels:
  *   those calls return -EBUSY while a poll of the group is running.
- * - Kernel AIO contexts do not survive fork(): a child process must not use
- *   groups or channels created by its parent (create new ones).
+ * - Library threads: write-zeroes, unmap and the fdatasync(2) fallback of a
+ *   flush never run on the calling or the polling thread. They run on a
+ *   small pool of library threads (at most 4, named "aioblk-offload", with
+ *   every signal blocked), started when the first such request needs one
+ *   and stopped (joined) when the last disk is closed. Their callbacks
+ *   still run only from a poll or wait of the channel's group, on its
+ *   thread. Where no thread can be created at all, the operation runs on
+ *   the caller's thread (a warning is logged). The log function may be
+ *   called from these threads.
+ * - Kernel AIO contexts and the library's threads do not survive fork(): a
+ *   child process must not use disks, groups or channels created by its
+ *   parent.
  */
 #ifndef AIOBLK_AIOBLK_H
 #define AIOBLK_AIOBLK_H
@@ -73,8 +83,10 @@ typedef void (*aioblk_cb)(void *cb_arg, int status);
 /**
  * Try RWF_NOWAIT on reads of a block device opened O_DIRECT. A read the
  * kernel would have to block for is retried once without the flag; a kernel
- * that refuses the flag (-EOPNOTSUPP) turns it off for the disk. Ignored on
- * regular files and buffered disks.
+ * that refuses the flag at io_submit (-EOPNOTSUPP, or -EINVAL from kernels
+ * before 4.13 that take no aio_rw_flags) turns it off for the disk, and the
+ * read is resubmitted without it. Ignored on regular files and buffered
+ * disks.
  */
 #define AIOBLK_DISK_NOWAIT (1u << 3)
 /**@}*/
@@ -92,12 +104,24 @@ struct aioblk_disk_opts {
 /**
  * Open a file or block device.
  *
- * O_DIRECT is tried first; when the file system refuses it, the disk falls
- * back to buffered I/O (see aioblk_disk_is_direct()) unless
- * AIOBLK_DISK_REQUIRE_DIRECT is set. The block size is detected with
- * BLKSSZGET on block devices and statx(STATX_DIOALIGN) on regular files
- * opened O_DIRECT (512 where nothing is detected and for buffered files).
- * All file descriptors are opened O_CLOEXEC.
+ * The path's type is checked before it is opened: a directory is refused
+ * with -EISDIR and anything that is neither a regular file nor a block
+ * device with -ENOTBLK, whatever the flags. O_DIRECT is tried first; when
+ * the file system refuses it (open(2) fails with EINVAL, or statx reports
+ * STATX_DIOALIGN with a direct I/O offset alignment of 0: the file cannot
+ * do direct I/O), the disk falls back to buffered I/O with a logged warning
+ * (see aioblk_disk_is_direct()) unless AIOBLK_DISK_REQUIRE_DIRECT is set.
+ * The block size is detected with BLKSSZGET on block devices and
+ * statx(STATX_DIOALIGN) on regular files opened O_DIRECT (512 where nothing
+ * is detected and for buffered files). All file descriptors are opened
+ * O_CLOEXEC.
+ *
+ * Opening writes nothing: content, size, allocation, mode, mtime and ctime
+ * of the file or device stay as they were (no hole is punched, no
+ * BLKDISCARD is issued). What the disk supports is learnt from the kernel
+ * and the file system type, or from the first request the kernel refuses
+ * (see aioblk_disk_supports()). The accessors, aioblk_disk_rescan() and
+ * aioblk_disk_close() write nothing either.
  *
  * Thread: any; disks may be opened concurrently.
  *
@@ -108,9 +132,11 @@ struct aioblk_disk_opts {
  * - -EINVAL: NULL path or diskp; unknown flags; both REQUIRE_DIRECT and
  *   BUFFERED; a block size that is not a power of two, is < 512 or smaller
  *   than the detected size; a size that is not a multiple of the block size
- *   or is zero; O_DIRECT refused with REQUIRE_DIRECT.
+ *   or is zero; O_DIRECT refused (or a direct I/O alignment of 0 reported
+ *   by statx) with REQUIRE_DIRECT.
  * - -ENOENT, -EACCES, -EPERM, -EROFS, -ELOOP, -ENAMETOOLONG, -ENOTDIR, -EBUSY: from open(2).
- * - -EISDIR: the path is a directory.
+ * - -EISDIR: the path is a directory (checked by type before opening,
+ *   under every flag combination).
  * - -ENOTBLK: neither a regular file nor a block device.
  * - -ENODEV: a block device of size zero (no medium).
  * - -ENOMEM: out of memory.
@@ -118,7 +144,10 @@ struct aioblk_disk_opts {
 int aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct aioblk_disk **diskp);
 
 /**
- * Close a disk and free it.
+ * Close a disk and free it. Closing writes nothing to the file or device.
+ * Closing the last open disk stops the library's worker threads (see the
+ * thread contract above) and waits for them to exit; none has work then,
+ * since a disk with channels cannot be closed.
  *
  * Thread: any, but no other call may use the disk at the same time.
  *
@@ -154,7 +183,13 @@ uint32_t aioblk_disk_block_size(const struct aioblk_disk *disk);
 uint64_t aioblk_disk_num_blocks(const struct aioblk_disk *disk);
 /**
  * Alignment in bytes that the address of every iovec needs on an O_DIRECT
- * disk; 1 for buffered disks. Thread: any.
+ * disk; 1 for buffered disks. Block devices take it from
+ * statx(STATX_DIOALIGN) where the kernel reports it (6.11 and later: the
+ * queue's DMA alignment, for example 512 on a loop device of 4096-byte
+ * sectors), else from the logical sector size (BLKSSZGET); regular files
+ * from statx(STATX_DIOALIGN), else the detected block size. The length and
+ * offset alignment stays the logical sector size (aioblk_disk_len_align()).
+ * Thread: any.
  * @param disk the disk.
  * @return the alignment in bytes; 0 for a NULL disk.
  */
@@ -195,9 +230,22 @@ enum aioblk_io_type {
 };
 
 /**
- * Whether the disk supports a request type. Read, flush and reset are always
- * supported; write types are not on a read-only disk; write-zeroes and unmap
- * depend on what the file system or device accepted when probed at open.
+ * Whether the disk supports a request type. Nothing is written to find out.
+ *
+ * - Read, flush and reset: always.
+ * - Write: unless the disk is read-only. FUA write: unless read-only, and
+ *   only in a build whose libaio has aio_rw_flags.
+ * - Write-zeroes: on every writable disk (the fallbacks end in writing
+ *   zeroes).
+ * - Unmap (never on a read-only disk): on a block device, known from sysfs
+ *   (queue/discard_max_bytes non-zero); where sysfs cannot be read, true
+ *   until the kernel refuses. On a regular file, false on file systems
+ *   known not to punch holes (ramfs, vfat/msdos, exfat, iso9660, squashfs);
+ *   otherwise true until the kernel refuses. "Until the kernel refuses": an
+ *   aioblk_unmap() that the kernel refuses completes with -EOPNOTSUPP (its
+ *   callback gets it), and from then on this answers false and
+ *   aioblk_unmap() returns -EOPNOTSUPP at once.
+ *
  * Thread: any.
  *
  * @param disk the disk.
@@ -308,16 +356,25 @@ int aioblk_group_submit(struct aioblk_group *group);
 
 /**
  * Submit, then block until at least one callback has run or the timeout has
- * passed. In eventfd mode it sleeps in poll(2) on the eventfd; otherwise it
- * busy-polls.
+ * passed, like poll(2). It returns 0 only once the timeout has passed, never
+ * earlier (the deadline is kept in nanoseconds), also when the group has
+ * nothing outstanding: it then sleeps rather than returning at once. In
+ * eventfd mode it sleeps in ppoll(2) on the eventfd. Without an eventfd
+ * (busy-poll mode) it busy-polls while requests are outstanding and sleeps
+ * (clock_nanosleep(2)) while none is, since none can complete.
+ *
+ * With timeout -1 and nothing outstanding it sleeps until something can
+ * wake it: in eventfd mode, until the eventfd becomes readable; in
+ * busy-poll mode nothing can, so it does not return (like poll(2) with no
+ * file descriptors).
  *
  * @param group the group.
  * @param timeout_ms -1: no timeout; 0: poll once.
- * @return callbacks run (> 0), 0 on timeout or at once when the group has
- *         nothing outstanding (nothing could complete), -EINVAL for NULL, -EBUSY from a
- *         callback of the group, or an error of poll(2) on the eventfd
- *         (-EINTR is retried inside; a failed read of the eventfd is
- *         logged and the wait goes on).
+ * @return callbacks run (> 0), 0 when the timeout has passed, -EINVAL for
+ *         NULL, -EBUSY from a callback of the group, or an error of the
+ *         sleep (ppoll(2) on the eventfd, or clock_nanosleep(2)); -EINTR is
+ *         retried inside; a failed read of the eventfd is logged and the
+ *         wait goes on.
  */
 int aioblk_group_wait(struct aioblk_group *group, int timeout_ms);
 
@@ -379,7 +436,10 @@ int aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *di
 
 /**
  * Destroy a channel. io_destroy(2) would wait uninterruptibly for requests
- * in flight, so a channel with outstanding requests is not destroyed.
+ * in flight, so a channel with outstanding requests is not destroyed: every
+ * request counted by aioblk_channel_inflight() (pending resets and
+ * requests running on a library thread included) must have had its
+ * callback run.
  *
  * @param ch the channel.
  * @return 0; -EINVAL for NULL; -EBUSY while requests are outstanding or from
@@ -388,7 +448,9 @@ int aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *di
 int aioblk_channel_destroy(struct aioblk_channel *ch);
 
 /**
- * Requests accepted on the channel whose callbacks have not run yet.
+ * Requests accepted on the channel whose callbacks have not run yet,
+ * resets included. Resets take no request slot, so the count may exceed
+ * the queue depth by the number of pending resets.
  *
  * @param ch the channel.
  * @return the count; 0 for a NULL channel.
@@ -436,17 +498,26 @@ int aioblk_channel_get_stats(const struct aioblk_channel *ch, struct aioblk_chan
  *   iovec lengths do not add up to the request's length; memory not aligned
  *   for O_DIRECT; unknown io_flags.
  * - -EROFS: a write on a read-only disk.
- * - -EAGAIN: the channel already has queue_depth requests outstanding (or
- *   all bounce buffers are busy); poll, then try again.
+ * - -EAGAIN: the channel already has queue_depth requests outstanding, not
+ *   counting resets (or all bounce buffers are busy); poll, then try again.
+ *   aioblk_reset() never returns -EAGAIN.
  * - -ENODEV: the disk's device is gone (see aioblk_disk_rescan()).
- * - -EOPNOTSUPP: an unmap the disk does not support (see
- *   aioblk_disk_supports()); AIOBLK_WRITE_FUA in a build whose libaio lacks
- *   aio_rw_flags.
+ * - -EOPNOTSUPP: an unmap the disk does not support, or no longer supports
+ *   after the kernel refused one (see aioblk_disk_supports());
+ *   AIOBLK_WRITE_FUA in a build whose libaio lacks aio_rw_flags.
  *
  * A callback receives 0 or a negative errno: what the kernel reported
  * (-EIO, -ENOSPC, ...), -EIO for a transfer that stopped without progress
  * (such as a read past a shrunken file's end), or -ENODEV when the request
- * failed because the block device is gone (its size reads 0).
+ * failed because the block device is gone (its size reads 0). The kernel's
+ * io_event.res is read as a signed value, also in 32-bit builds.
+ *
+ * Every call returns at once: aioblk_write_zeroes(), aioblk_unmap() and
+ * the fdatasync(2) fallback of aioblk_flush() run on a library thread (see
+ * the thread contract above), and their completion comes back through the
+ * group (in eventfd mode the group's fd becomes readable). Completions are
+ * not ordered by issue, as with any kernel I/O: a read issued after a
+ * write-zeroes may complete before it.
  */
 /**@{*/
 /**
@@ -527,8 +598,12 @@ int aioblk_writev_ext(struct aioblk_channel *ch, const struct iovec *iov, int io
 /**
  * Flush: the callback runs once the data of every write that completed
  * before the flush was issued is durable (fdatasync semantics). Sent to the
- * kernel as an asynchronous IOCB_CMD_FDSYNC; where the kernel refuses that
- * for the disk, fdatasync(2) runs inside a later poll instead.
+ * kernel as an asynchronous IOCB_CMD_FDSYNC. Where the kernel refuses that
+ * for the disk (io_submit says EINVAL; logged as a warning once), that flush
+ * and every later one of the disk run fdatasync(2) on a library thread
+ * instead, never inside a poll; the result comes back through the group.
+ * A flush takes a slot and counts against the queue depth until its
+ * callback has run.
  *
  * @param ch the channel.
  * @param cb the callback, run once from a poll of the channel's group.
@@ -541,24 +616,42 @@ int aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
 /**
  * Reset: the callback runs once every request that was outstanding on any
  * channel of the disk, in any group and thread, when the reset was issued
- * has completed. Requests issued afterwards do not delay it. Resets of one
- * channel complete in the order they were issued. The callback
- * runs from a poll of this channel's group, so that group must be polled;
- * the other groups must be polled for their requests to complete.
+ * has completed (requests running on a library thread included). Requests
+ * issued afterwards do not delay it. Resets of one channel complete in the
+ * order they were issued. The callback runs from a poll of this channel's
+ * group, so that group must be polled; the other groups must be polled for
+ * their requests to complete.
+ *
+ * A reset never reaches the kernel and never competes with I/O: it takes
+ * no request slot and is accepted on a full channel (it never returns
+ * -EAGAIN) and on a lost disk. It counts in aioblk_channel_inflight() until
+ * its callback has run, and the channel cannot be destroyed meanwhile
+ * (-EBUSY). When a reset waits on requests of other groups, its eventfd
+ * group is woken (its fd written) only when the reset can now finish, at
+ * most once per reset.
  *
  * @param ch the channel.
  * @param cb the callback, run once from a poll of the channel's group.
  * @param cb_arg passed to @p cb.
  * @return 0 when accepted (the callback gets status 0); -EINVAL (NULL @p ch
- *         or @p cb) or -EAGAIN (queue full) when refused.
+ *         or @p cb) or -ENOMEM (no record for it could be allocated; records
+ *         are reused within a channel) when refused.
  */
 int aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
 
 /**
- * Write zeroes over a range: fallocate(FALLOC_FL_ZERO_RANGE) on files,
- * BLKZEROOUT on block devices, falling back to writing zeroes where the
- * disk refuses. This call blocks in the kernel for the time the operation
- * takes; the callback runs from a later poll.
+ * Write zeroes over a range, on a library thread: the call returns at once
+ * and the callback runs from a later poll (in eventfd mode the group's fd
+ * becomes readable when it is done). Supported on every writable disk.
+ * Files: fallocate(FALLOC_FL_ZERO_RANGE); where that is refused, a hole is
+ * punched and then allocated again (FALLOC_FL_KEEP_SIZE); where the
+ * allocation is refused after the punch (ext2-style files), zeroes are
+ * written and the request succeeds. Block devices: BLKZEROOUT, else zeroes
+ * are written. A refused step changes nothing and the next one is tried
+ * (logged as a warning once per disk); when a step fails after it changed
+ * data, the callback gets that step's error. No zero-length range is ever
+ * sent to the kernel. The request takes a slot and counts against the
+ * queue depth until its callback has run.
  *
  * @param ch the channel.
  * @param offset_blocks first block.
@@ -573,9 +666,15 @@ int aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint6
 
 /**
  * Unmap (discard / punch a hole in) a range: fallocate(FALLOC_FL_PUNCH_HOLE |
- * FALLOC_FL_KEEP_SIZE) on files, BLKDISCARD on block devices. Reads of an
- * unmapped range return zeroes on files; on devices what the device says.
- * This call blocks in the kernel; the callback runs from a later poll.
+ * FALLOC_FL_KEEP_SIZE) on files, BLKDISCARD on block devices, on a library
+ * thread: the call returns at once and the callback runs from a later poll
+ * (in eventfd mode the group's fd becomes readable when it is done). Reads
+ * of an unmapped range return zeroes on files; on devices what the device
+ * says. Where aioblk_disk_supports() answered true only "until the kernel
+ * refuses" and the kernel refuses, the callback gets -EOPNOTSUPP and unmap
+ * is off for the disk from then on. No zero-length range is ever sent to
+ * the kernel. The request takes a slot and counts against the queue depth
+ * until its callback has run.
  *
  * @param ch the channel.
  * @param offset_blocks first block.
@@ -583,7 +682,8 @@ int aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint6
  * @param cb the callback, run once from a later poll of the channel's group.
  * @param cb_arg passed to @p cb.
  * @return 0 when accepted; -EINVAL, -EROFS, -EAGAIN or -ENODEV as for
- *         writes, or -EOPNOTSUPP when the disk cannot unmap.
+ *         writes, or -EOPNOTSUPP when the disk cannot unmap (or the kernel
+ *         refused an earlier unmap of the disk).
  */
 int aioblk_unmap(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb, void *cb_arg);
 /**@}*/
@@ -602,9 +702,10 @@ typedef void (*aioblk_log_fn)(int level, const char *msg, void *arg);
  * Send diagnostics to @p fn (NULL: silence, the default). The library prints
  * nothing by itself. Call before other threads use the library.
  *
- * @p fn may be called from any thread that calls into the library, possibly
- * with internal locks held: it must return quickly and must not call aioblk
- * functions.
+ * @p fn may be called from any thread that calls into the library and from
+ * the library's own worker threads (see the thread contract above),
+ * possibly with internal locks held: it must be thread-safe, return
+ * quickly and must not call aioblk functions.
  *
  * @param fn  the log function, or NULL.
  * @param arg passed to @p fn.
