@@ -92,6 +92,24 @@ open_fd(struct aioblk_disk *disk, uint32_t flags)
 }
 
 /*
+ * The memory alignment for O_DIRECT: what statx says (STATX_DIOALIGN; for
+ * block devices since 6.11 the queue's DMA alignment), but never less than
+ * the logical block size @lblock. The kernel takes memory aligned to 512
+ * bytes for a device of 4096-byte sectors, but not every driver handles
+ * such segments: on Linux 6.18, zram stores wrong data for a write from
+ * memory that is 512- but not 4096-aligned (raw device, and files of
+ * ext4 or xfs on it), and reports success. Memory aligned to the sector
+ * costs nothing where it was not needed.
+ */
+static size_t
+direct_mem_align(const struct aioblk_sys_file_info *info, uint32_t lblock)
+{
+	if (info->dio_known && is_pow2(info->dio_mem_align) && info->dio_mem_align > lblock)
+		return info->dio_mem_align;
+	return lblock;
+}
+
+/*
  * Find the smallest block size the kernel accepts and the memory alignment
  * it needs, and the size in bytes.
  */
@@ -127,17 +145,7 @@ detect_geometry(struct aioblk_disk *disk, uint32_t *detected, uint64_t *bytes)
 		*detected = sector;
 		disk->rdev_major = info.rdev_major;
 		disk->rdev_minor = info.rdev_minor;
-		/*
-		 * Memory alignment: what statx says (block devices since 6.11:
-		 * the queue's DMA alignment, often below the sector size), else
-		 * the sector size.
-		 */
-		if (!disk->direct)
-			disk->buf_align = 1;
-		else if (info.dio_known && is_pow2(info.dio_mem_align) && info.dio_mem_align <= sector)
-			disk->buf_align = info.dio_mem_align;
-		else
-			disk->buf_align = sector;
+		disk->buf_align = disk->direct ? direct_mem_align(&info, sector) : 1;
 		return 0;
 	}
 
@@ -154,7 +162,7 @@ detect_geometry(struct aioblk_disk *disk, uint32_t *detected, uint64_t *bytes)
 	*detected = 512;
 	if (info.dio_offset_align > 512 && is_pow2(info.dio_offset_align))
 		*detected = info.dio_offset_align;
-	disk->buf_align = info.dio_mem_align ? info.dio_mem_align : *detected;
+	disk->buf_align = direct_mem_align(&info, *detected);
 	return 0;
 }
 

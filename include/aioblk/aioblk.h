@@ -183,12 +183,13 @@ uint32_t aioblk_disk_block_size(const struct aioblk_disk *disk);
 uint64_t aioblk_disk_num_blocks(const struct aioblk_disk *disk);
 /**
  * Alignment in bytes that the address of every iovec needs on an O_DIRECT
- * disk; 1 for buffered disks. Block devices take it from
- * statx(STATX_DIOALIGN) where the kernel reports it (6.11 and later: the
- * queue's DMA alignment, for example 512 on a loop device of 4096-byte
- * sectors), else from the logical sector size (BLKSSZGET); regular files
- * from statx(STATX_DIOALIGN), else the detected block size. The length and
- * offset alignment stays the logical sector size (aioblk_disk_len_align()).
+ * disk; 1 for buffered disks. It is the memory alignment that
+ * statx(STATX_DIOALIGN) reports (block devices since Linux 6.11), but never
+ * less than the logical block size (BLKSSZGET on block devices, the direct
+ * I/O offset alignment on files): the kernel takes memory aligned to 512
+ * bytes for a device of 4096-byte sectors, but zram, for one, then stores
+ * wrong data (seen on Linux 6.18). The length and offset alignment is the
+ * logical sector size (aioblk_disk_len_align()).
  * Thread: any.
  * @param disk the disk.
  * @return the alignment in bytes; 0 for a NULL disk.

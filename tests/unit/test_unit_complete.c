@@ -478,12 +478,17 @@ dio_align_zero_means_buffered(void **state)
 	assert_int_equal(aioblk_disk_block_size(disk), 512);
 	assert_int_equal(aioblk_disk_close(disk), 0);
 	assert_int_equal(aioblk_disk_open(path, &req, &disk), -EINVAL);
-	/* Alignments reported: they are used. */
+	/* Alignments reported: they are used, memory never aligned below the block size. */
 	fake_dio_align(true, 512, 4096);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
 	assert_true(aioblk_disk_is_direct(disk));
 	assert_int_equal(aioblk_disk_block_size(disk), 4096);
-	assert_int_equal(aioblk_disk_buf_align(disk), 512);
+	assert_int_equal(aioblk_disk_buf_align(disk), 4096);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	fake_dio_align(true, 8192, 512);
+	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
+	assert_int_equal(aioblk_disk_block_size(disk), 512);
+	assert_int_equal(aioblk_disk_buf_align(disk), 8192);
 	assert_int_equal(aioblk_disk_close(disk), 0);
 	fake_reset();
 }
