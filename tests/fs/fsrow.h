@@ -18,7 +18,7 @@ struct fsrow {
 	const char *table;
 	int n;
 	char key[FSROW_MAX][32];
-	char val[FSROW_MAX][96];
+	char val[FSROW_MAX][192];
 };
 
 /* Set @key (replacing an earlier value, keeping its place) to a printf-formatted value; spaces become '_'. */
