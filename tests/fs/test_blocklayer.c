@@ -243,7 +243,7 @@ describe(int from, int to, char *out, size_t len)
 
 struct target {
 	const char *name;
-	char dev[64];  /* the traced block device */
+	char dev[64];   /* the traced block device */
 	char path[320]; /* what aioblk opens */
 	bool volatile_cache, fua, rq_based;
 };
@@ -449,7 +449,8 @@ run_target(const char *kind)
 	assert_int_equal(aioblk_group_destroy(group), 0);
 	assert_int_equal(aioblk_disk_close(disk), 0);
 	free(buf);
-	fsrow_set(&row, "verdict", "%s", t.volatile_cache ? "flush_and_FUA_reach_the_device" : "no_volatile_cache:nothing_to_flush");
+	fsrow_set(&row, "verdict", "%s",
+		  t.volatile_cache ? "flush_and_FUA_reach_the_device" : "no_volatile_cache:nothing_to_flush");
 	fsrow_print(&row);
 }
 

@@ -257,9 +257,9 @@ do_zero(struct env *e, bool unmap, uint64_t off, uint64_t nb)
 {
 	struct tc_result r = { 0, 0 };
 
-	return wait_one(e, unmap ? aioblk_unmap(e->ch, off, nb, tc_cb, &r) :
-				   aioblk_write_zeroes(e->ch, off, nb, tc_cb, &r),
-			&r);
+	return wait_one(
+		e, unmap ? aioblk_unmap(e->ch, off, nb, tc_cb, &r) : aioblk_write_zeroes(e->ch, off, nb, tc_cb, &r),
+		&r);
 }
 
 static const char *
@@ -329,7 +329,8 @@ extent_state(uint64_t off, uint64_t len, char *out, size_t outlen)
 		for (i = 0; i < u.fm.fm_mapped_extents; i++) {
 			const struct fiemap_extent *x = &u.fm.fm_extents[i];
 			uint64_t a = x->fe_logical > off ? x->fe_logical : off;
-			uint64_t b = x->fe_logical + x->fe_length < off + len ? x->fe_logical + x->fe_length : off + len;
+			uint64_t b =
+				x->fe_logical + x->fe_length < off + len ? x->fe_logical + x->fe_length : off + len;
 
 			if (b <= a)
 				continue;
@@ -414,8 +415,8 @@ test_geometry(void **state)
 		want_buf = want_len = 1;
 	}
 	if (either)
-		fsrow_set(&row, "note", "no_STATX_DIOALIGN:%s", aioblk_disk_is_direct(e.disk) ? "O_DIRECT_with_defaults" :
-												  "buffered");
+		fsrow_set(&row, "note", "no_STATX_DIOALIGN:%s",
+			  aioblk_disk_is_direct(e.disk) ? "O_DIRECT_with_defaults" : "buffered");
 	assert_int_equal(aioblk_disk_is_direct(e.disk), want_direct);
 	assert_int_equal(e.bs, want_bs);
 	assert_int_equal(aioblk_disk_buf_align(e.disk), want_buf);
@@ -541,7 +542,8 @@ test_iov_edges(void **state)
 			 * system): not the library's doing. Say so, and check
 			 * the layouts at page-aligned addresses instead.
 			 */
-			fprintf(stderr, "KERNEL DEFECT: O_DIRECT writes of %zu bytes from %zu-aligned memory do not read back\n",
+			fprintf(stderr,
+				"KERNEL DEFECT: O_DIRECT writes of %zu bytes from %zu-aligned memory do not read back\n",
 				l, a);
 			fsrow_set(&row, "kernel_defect", "dio_write_from_%zu-aligned_memory_corrupts", a);
 			a = 4096;
@@ -979,10 +981,10 @@ int
 main(int argc, char **argv)
 {
 	static const struct CMUnitTest cases[] = {
-		cmocka_unit_test(test_geometry),      cmocka_unit_test(test_iov_edges),
+		cmocka_unit_test(test_geometry),       cmocka_unit_test(test_iov_edges),
 		cmocka_unit_test(test_eof_short_read), cmocka_unit_test(test_fua),
-		cmocka_unit_test(test_write_zeroes),  cmocka_unit_test(test_unmap),
-		cmocka_unit_test(test_flush_async),   cmocka_unit_test(test_flush_forced_sync),
+		cmocka_unit_test(test_write_zeroes),   cmocka_unit_test(test_unmap),
+		cmocka_unit_test(test_flush_async),    cmocka_unit_test(test_flush_forced_sync),
 		cmocka_unit_test(test_rescan),
 	};
 	int failed;
@@ -996,7 +998,10 @@ main(int argc, char **argv)
 	if (!tc_is_root())
 		skip_all("needs root (mkfs, loop devices, mounts)");
 	fsrow_set(&row, "fs", "%s", fs_name);
-	fsrow_set(&row, "on", "%s", strcmp(fs_on, "zram") == 0 ? "zram" : strcmp(fs_on, "loop") == 0 ? "loop" : "memory");
+	fsrow_set(&row, "on", "%s",
+		  strcmp(fs_on, "zram") == 0 ? "zram" :
+		  strcmp(fs_on, "loop") == 0 ? "loop" :
+					       "memory");
 	make_fs();
 	if (tc_make_file(mnt, FILE_BYTES, file, sizeof(file)) < 0) {
 		fprintf(stderr, "cannot make a file on %s\n", mnt);

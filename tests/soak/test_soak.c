@@ -97,11 +97,11 @@ struct worker {
 	uint64_t accepted, callbacks, ops[NOPS], bytes_verified, blocks_checked;
 };
 
-#define FAIL(...)                                     \
-	do {                                          \
+#define FAIL(...)                                              \
+	do {                                                   \
 		fprintf(stderr, "SOAK FAILURE: " __VA_ARGS__); \
-		fprintf(stderr, "\n");                \
-		atomic_store(&failed, true);          \
+		fprintf(stderr, "\n");                         \
+		atomic_store(&failed, true);                   \
 	} while (0)
 
 static uint64_t
@@ -134,7 +134,7 @@ fill_block(uint64_t *p, uint32_t bs, int d, uint64_t b, uint32_t gen)
 
 	for (i = 0; i < bs / 8; i++)
 		p[i] = mix(seed + i);
-	p[0] = b;                             /* which block */
+	p[0] = b;                                  /* which block */
 	p[1] = ((uint64_t)gen << 8) | (uint64_t)d; /* which write */
 }
 
@@ -149,8 +149,8 @@ check_block(struct chan *c, const uint64_t *p, uint64_t b)
 	if (st == ST_ZERO) {
 		for (i = 0; i < bs / 8; i++)
 			if (p[i]) {
-				FAIL("%s: block %" PRIu64 " should read as zeroes, word %u is %#" PRIx64, c->d->kind, b, i,
-				     p[i]);
+				FAIL("%s: block %" PRIu64 " should read as zeroes, word %u is %#" PRIx64, c->d->kind, b,
+				     i, p[i]);
 				return false;
 			}
 		return true;
@@ -290,8 +290,13 @@ issue_one(struct worker *w, struct chan *c)
 
 	if (!r)
 		return;
-	op = roll < 38 ? OP_READ : roll < 76 ? OP_WRITE : roll < 82 ? OP_FUA : roll < 87 ? OP_ZERO : roll < 91 ? OP_UNMAP :
-	     roll < 98 ? OP_FLUSH : OP_RESET;
+	op = roll < 38 ? OP_READ :
+	     roll < 76 ? OP_WRITE :
+	     roll < 82 ? OP_FUA :
+	     roll < 87 ? OP_ZERO :
+	     roll < 91 ? OP_UNMAP :
+	     roll < 98 ? OP_FLUSH :
+			 OP_RESET;
 	if (op == OP_UNMAP && c->unmap_refused)
 		op = OP_ZERO;
 	if (op != OP_FLUSH && op != OP_RESET && !pick_range(w, c, MAX_BLOCKS, &first, &n))
@@ -520,7 +525,8 @@ worker_main(void *arg)
 		free(c->pending);
 	}
 	if (w->accepted != w->callbacks)
-		FAIL("thread %d: %" PRIu64 " requests accepted, %" PRIu64 " callbacks", w->id, w->accepted, w->callbacks);
+		FAIL("thread %d: %" PRIu64 " requests accepted, %" PRIu64 " callbacks", w->id, w->accepted,
+		     w->callbacks);
 	if (!atomic_load(&failed) && aioblk_group_destroy(w->group) != 0)
 		FAIL("group_destroy");
 	return NULL;
