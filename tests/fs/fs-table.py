@@ -41,7 +41,8 @@ TABLES = [
         ("file system", "fs"), ("made on", "on"), ("flush", "flush"),
         ("forced fallback", "flush_forced"), ("FUA write", "fua"),
         ("read past a shrunk end", "eof_read"), ("rescan", "rescan"),
-        ("calls made by open", "open_fs_calls"), ("test", "result"),
+        ("calls made by open", "open_fs_calls"), ("open changed", "open_changed"),
+        ("test", "result"),
     ]),
     ("Flushes and FUA at the block layer", "blocklayer", [
         ("target", "target"), ("driver", "driver"), ("queue/write_cache", "write_cache"),

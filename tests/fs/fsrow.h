@@ -46,6 +46,18 @@ fsrow_set(struct fsrow *row, const char *key, const char *fmt, ...)
 			*p = '_';
 }
 
+/* The value of @key, or "" when it was never set. */
+static inline const char *
+fsrow_get(const struct fsrow *row, const char *key)
+{
+	int i;
+
+	for (i = 0; i < row->n; i++)
+		if (strcmp(row->key[i], key) == 0)
+			return row->val[i];
+	return "";
+}
+
 static inline void
 fsrow_print(const struct fsrow *row)
 {
