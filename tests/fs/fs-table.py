@@ -49,6 +49,7 @@ TABLES = [
         ("queue/fua", "queue_fua"), ("aioblk", "aioblk_open"),
         ("write, then aioblk_flush", "flush_after_write"),
         ("AIOBLK_WRITE_FUA write", "fua_write"), ("aioblk_flush alone", "flush_alone"),
+        ("buffered open: write, then flush", "buffered_write_then_flush"),
         ("verdict", "verdict"),
     ]),
 ]

@@ -12,7 +12,9 @@
  *   flush callback runs;
  * - a FUA write (AIOBLK_WRITE_FUA) reaches the device as a FUA write ('F'
  *   after the 'W') or, where queue/fua is 0, as a write and then a flush;
- * - a flush with no write before it still issues a flush.
+ * - a flush with no write before it still issues a flush;
+ * - on a block device opened buffered, a flush writes the data back and
+ *   then flushes the device, before its callback.
  * A device without a volatile cache (queue/write_cache "write through") has
  * nothing to flush: the block layer drops flushes and the FUA bit before they
  * reach it, which is recorded, not failed. A device with a volatile cache
@@ -113,7 +115,8 @@ tr_clear(void)
 enum ev_kind { EV_ISSUE, EV_COMPLETE, EV_BIO_QUEUE, EV_MARK };
 struct ev {
 	enum ev_kind kind;
-	char rwbs[16]; /* for a mark: its name */
+	char rwbs[16];    /* for a mark: its name */
+	unsigned sectors; /* how many the request or bio carries (0: an empty flush) */
 };
 #define MAX_EVENTS 4096
 static struct ev evs[MAX_EVENTS];
@@ -154,6 +157,10 @@ tr_read(void)
 				p++;
 			}
 			sscanf(p, "%15s", evs[nevs].rwbs);
+			evs[nevs].sectors = 0;
+			p = strstr(p, " + ");
+			if (tags[i].kind != EV_MARK && p)
+				evs[nevs].sectors = (unsigned)strtoul(p + 3, NULL, 10);
 			nevs++;
 			break;
 		}
@@ -444,10 +451,50 @@ run_target(const char *kind)
 		assert_true(issue > 0);
 		assert_true(find_ev(issue, m_cb, EV_COMPLETE, is_flush) > 0);
 	}
-	tr_off();
 	assert_int_equal(aioblk_channel_destroy(ch), 0);
-	assert_int_equal(aioblk_group_destroy(group), 0);
 	assert_int_equal(aioblk_disk_close(disk), 0);
+
+	/*
+	 * 4. The device opened buffered: the write completes in the page
+	 * cache, so the flush must first write the data back, and only then
+	 * flush the device, all before its callback.
+	 */
+	if (!file_target) {
+		struct aioblk_disk_opts o = { .flags = AIOBLK_DISK_BUFFERED };
+		int last_w;
+
+		assert_int_equal(aioblk_disk_open(t.path, &o, &disk), 0);
+		assert_int_equal(aioblk_channel_create(group, disk, 16, &ch), 0);
+		bs = aioblk_disk_block_size(disk);
+		tr_clear();
+		r.count = 0;
+		tc_fill(buf, WRITE_BYTES, 4);
+		assert_int_equal(tc_sync_write(group, ch, buf, 256, WRITE_BYTES / bs), 0);
+		tr_mark("start");
+		assert_int_equal(aioblk_flush(ch, mark_cb, &r), 0);
+		assert_int_equal(tc_wait_count(group, &r, 1, 10000), 0);
+		assert_int_equal(r.status, 0);
+		tr_read();
+		m_start = find_mark("start");
+		m_cb = find_mark("callback");
+		assert_true(m_start >= 0 && m_cb > m_start);
+		describe(m_start, m_cb, seen, sizeof(seen));
+		fsrow_set(&row, "buffered_write_then_flush", "%s", seen);
+		issue = find_ev(m_start, m_cb, t.rq_based ? EV_ISSUE : EV_BIO_QUEUE, is_write);
+		assert_true(issue > 0); /* the data went down after the flush was issued */
+		if (t.volatile_cache) {
+			for (last_w = -1, k = m_start + 1; k < m_cb; k++)
+				if (evs[k].kind == EV_COMPLETE && is_write(evs[k].rwbs) && evs[k].sectors > 0)
+					last_w = k;
+			issue = find_ev(last_w, m_cb, EV_ISSUE, is_flush);
+			assert_true(last_w > 0 && issue > last_w); /* flushed after the data was written */
+			assert_true(find_ev(issue, m_cb, EV_COMPLETE, is_flush) > 0);
+		}
+		assert_int_equal(aioblk_channel_destroy(ch), 0);
+		assert_int_equal(aioblk_disk_close(disk), 0);
+	}
+	tr_off();
+	assert_int_equal(aioblk_group_destroy(group), 0);
 	free(buf);
 	fsrow_set(&row, "verdict", "%s",
 		  t.volatile_cache ? "flush_and_FUA_reach_the_device" : "no_volatile_cache:nothing_to_flush");

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * One file system of the matrix: test_fs_matrix FS ON, with FS one of
- * ext4, ext2, xfs, btrfs, tmpfs and ON "loop" (a loop device with 512-byte
- * sectors over a sparse file), "zram" (a private zram, 4096-byte sectors)
- * or "-" (tmpfs). Needs root; exits 77 without it or without mkfs.FS.
+ * ext4, ext2, xfs, btrfs, tmpfs, ramfs and ON "loop" (a loop device with
+ * 512-byte sectors over a sparse file), "zram" (a private zram, 4096-byte
+ * sectors) or "-" (tmpfs, ramfs). Needs root; exits 77 without it or without mkfs.FS.
  *
  * On a file of that file system it checks what aioblk promises:
  * - open: O_DIRECT or not, block size, buffer and length alignment as
@@ -950,6 +950,12 @@ make_fs(void)
 			skip_all("cannot mount tmpfs");
 		return;
 	}
+	if (strcmp(fs_name, "ramfs") == 0) {
+		/* No O_DIRECT, no fallocate: every fallback. */
+		if (tc_mount_dev("ramfs", "ramfs", mnt, sizeof(mnt)) < 0)
+			skip_all("cannot mount ramfs");
+		return;
+	}
 	snprintf(tool, sizeof(tool), "mkfs.%s", fs_name);
 	if (!have_tool(tool))
 		skip_all("no mkfs for it");
@@ -1015,7 +1021,7 @@ main(int argc, char **argv)
 	int failed;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s ext4|ext2|xfs|btrfs|tmpfs loop|zram|-\n", argv[0]);
+		fprintf(stderr, "usage: %s ext4|ext2|xfs|btrfs|tmpfs|ramfs loop|zram|-\n", argv[0]);
 		return 2;
 	}
 	fs_name = argv[1];
