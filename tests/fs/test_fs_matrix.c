@@ -2,8 +2,9 @@
 /*
  * One file system of the matrix: test_fs_matrix FS ON, with FS one of
  * ext4, ext2, xfs, btrfs, tmpfs, ramfs and ON "loop" (a loop device with
- * 512-byte sectors over a sparse file), "zram" (a private zram, 4096-byte
- * sectors) or "-" (tmpfs, ramfs). Needs root; exits 77 without it or without mkfs.FS.
+ * 512-byte sectors over a sparse file), "loop4k" (the same with 4096-byte
+ * sectors), "zram" (a private zram, 4096-byte sectors) or "-" (tmpfs,
+ * ramfs). Needs root; exits 77 without it or without mkfs.FS.
  *
  * On a file of that file system it checks what aioblk promises:
  * - open: O_DIRECT or not, block size, buffer and length alignment as
@@ -965,7 +966,7 @@ make_fs(void)
 	} else {
 		/* xfs wants at least 300 MiB; the file is sparse. */
 		if (tc_make_file(NULL, 512ull * MIB, backing, sizeof(backing)) < 0 ||
-		    tc_loop_attach(backing, 512, true, dev, sizeof(dev)) < 0)
+		    tc_loop_attach(backing, strcmp(fs_on, "loop4k") == 0 ? 4096 : 512, true, dev, sizeof(dev)) < 0)
 			skip_all("no loop device");
 	}
 	rc = tc_sh("%s -q %s %s >/dev/null 2>&1", tool, force, dev);
@@ -978,7 +979,7 @@ make_fs(void)
 		fprintf(stderr, "mount -t %s %s failed: %s\n", fs_name, dev, strerror(-rc));
 		exit(1);
 	}
-	fsrow_set(&row, "device_sector", "%lld", (long long)(strcmp(fs_on, "zram") == 0 ? 4096 : 512));
+	fsrow_set(&row, "device_sector", "%d", strcmp(fs_on, "loop") == 0 ? 512 : 4096);
 }
 
 static void
@@ -1021,7 +1022,7 @@ main(int argc, char **argv)
 	int failed;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s ext4|ext2|xfs|btrfs|tmpfs|ramfs loop|zram|-\n", argv[0]);
+		fprintf(stderr, "usage: %s ext4|ext2|xfs|btrfs|tmpfs|ramfs loop|loop4k|zram|-\n", argv[0]);
 		return 2;
 	}
 	fs_name = argv[1];
@@ -1029,10 +1030,7 @@ main(int argc, char **argv)
 	if (!tc_is_root())
 		skip_all("needs root (mkfs, loop devices, mounts)");
 	fsrow_set(&row, "fs", "%s", fs_name);
-	fsrow_set(&row, "on", "%s",
-		  strcmp(fs_on, "zram") == 0 ? "zram" :
-		  strcmp(fs_on, "loop") == 0 ? "loop" :
-					       "memory");
+	fsrow_set(&row, "on", "%s", strcmp(fs_on, "-") == 0 ? "memory" : fs_on);
 	make_fs();
 	if (tc_make_file(mnt, FILE_BYTES, file, sizeof(file)) < 0) {
 		fprintf(stderr, "cannot make a file on %s\n", mnt);
