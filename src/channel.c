@@ -15,6 +15,12 @@
 static void
 free_channel(struct aioblk_channel *ch)
 {
+	struct aioblk_reset *r;
+
+	while ((r = ch->resets_free)) {
+		ch->resets_free = r->next;
+		free(r);
+	}
 	free(ch->bounce_free);
 	free(ch->bounce_mem);
 	free(ch->batch);
@@ -88,6 +94,8 @@ aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, 
 	ch->disk = disk;
 	ch->queue_depth = qd;
 	atomic_init(&ch->oldest_epoch, UINT64_MAX);
+	atomic_init(&ch->reset_epoch, UINT64_MAX);
+	atomic_init(&ch->reset_woken, UINT64_MAX);
 	ch->slots = calloc(qd, sizeof(*ch->slots));
 	ch->batch = calloc(qd, sizeof(*ch->batch));
 	if (!ch->slots || !ch->batch) {
@@ -207,15 +215,12 @@ channel_put_req(struct aioblk_channel *ch, struct aioblk_req *req)
 
 /*
  * The request is now the caller's promise: it counts against the queue
- * depth and, unless it is a reset, it joins the outstanding list that
- * resets wait on.
+ * depth and joins the outstanding list that resets wait on.
  */
 void
 channel_accept(struct aioblk_channel *ch, struct aioblk_req *req)
 {
 	ch->inflight++;
-	if (req->op == OP_RESET)
-		return;
 	req->epoch = atomic_load_explicit(&ch->disk->epoch, memory_order_acquire);
 	req->out_next = NULL;
 	req->out_prev = ch->out_tail;
@@ -256,6 +261,7 @@ static void
 publish_oldest(struct aioblk_channel *ch)
 {
 	uint64_t oldest = ch->out_head ? ch->out_head->epoch : UINT64_MAX;
+	uint64_t prev;
 
 	if (atomic_load_explicit(&ch->oldest_epoch, memory_order_relaxed) == oldest)
 		return;
@@ -263,9 +269,11 @@ publish_oldest(struct aioblk_channel *ch)
 	 * Sequentially consistent on both sides (here: store, then load the
 	 * waiting count; a reset: count up, then load the epochs), so that
 	 * either the reset sees the new epoch or we see the reset and wake it.
+	 * A channel whose oldest request came after every reset (its epoch is
+	 * the current one) held none of them up: its progress wakes nobody.
 	 */
-	atomic_exchange(&ch->oldest_epoch, oldest);
-	if (unlikely(atomic_load(&ch->disk->resets_waiting)))
+	prev = atomic_exchange(&ch->oldest_epoch, oldest);
+	if (unlikely(atomic_load(&ch->disk->resets_waiting)) && prev < atomic_load(&ch->disk->epoch))
 		disk_wake_resetters(ch->disk, ch->group);
 }
 
@@ -309,8 +317,7 @@ channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 	bool was_oldest = req == ch->out_head;
 
 	count_completion(ch, req, status);
-	if (req->op != OP_RESET)
-		unlink_outstanding(ch, req);
+	unlink_outstanding(ch, req);
 	if (req->bounce)
 		ch->bounce_free[ch->bounce_nfree++] = req->bounce;
 	req->next = ch->free;
@@ -366,15 +373,19 @@ submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
 	struct aioblk_disk *disk = ch->disk;
 
 	if (req->op == OP_FLUSH && err == -EINVAL) {
-		/* This kernel or file cannot do IOCB_CMD_FDSYNC: fdatasync from now on. */
+		/* This kernel or file cannot do IOCB_CMD_FDSYNC: fdatasync on a worker from now on. */
 		if (atomic_exchange(&disk->flush_mode, FLUSH_SYNC) != FLUSH_SYNC)
 			aioblk_log(AIOBLK_LOG_WARNING, "%s: asynchronous flush refused, using fdatasync", disk->name);
-		channel_complete_later(ch, req, 0);
+		offload_queue(req);
 		return;
 	}
 #ifdef AIOBLK_HAVE_RW_FLAGS
-	if (req->op == OP_READ && err == -EOPNOTSUPP && (req->iocb.aio_rw_flags & RWF_NOWAIT)) {
-		/* The file lacks FMODE_NOWAIT: stop asking for it on this disk. */
+	if (req->op == OP_READ && (err == -EOPNOTSUPP || err == -EINVAL) && (req->iocb.aio_rw_flags & RWF_NOWAIT)) {
+		/*
+		 * The file lacks FMODE_NOWAIT (EOPNOTSUPP), or the kernel takes no
+		 * aio_rw_flags at all (EINVAL, before 4.13): stop asking for it on
+		 * this disk. A request that is refused again without it gets that error.
+		 */
 		unsigned i;
 
 		atomic_store(&disk->nowait, false);
@@ -444,20 +455,50 @@ channel_run_done(struct aioblk_channel *ch, unsigned max)
 	struct aioblk_req *req;
 	unsigned ran = 0;
 	bool was_last = false;
-	int status;
 
 	while (ran < max && !was_last && (req = ch->done_head)) {
 		ch->done_head = req->next;
 		if (!ch->done_head)
 			ch->done_tail = NULL;
 		was_last = req == last;
-		status = req->status;
-		if (req->op == OP_FLUSH && status == 0)
-			status = aioblk_sys_fdatasync(ch->disk->fd);
-		channel_finish(ch, req, status);
+		channel_finish(ch, req, req->status);
 		ran++;
 	}
 	return ran;
+}
+
+/*
+ * Issue a reset. It takes no request slot (a full queue is when a reset is
+ * wanted most) but counts as in flight until its callback has run.
+ */
+int
+channel_add_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
+{
+	struct aioblk_disk *disk = ch->disk;
+	struct aioblk_reset *r = ch->resets_free;
+
+	if (r)
+		ch->resets_free = r->next;
+	else if (!(r = malloc(sizeof(*r))))
+		return -ENOMEM;
+	r->cb = cb;
+	r->cb_arg = cb_arg;
+	r->next = NULL;
+	ch->inflight++;
+	/* Wait out every request accepted in this epoch or before; later ones carry a newer epoch. */
+	r->epoch = atomic_fetch_add(&disk->epoch, 1);
+	/* Published before the waiting count (both seq_cst): a waker that sees the count sees this. */
+	if (!ch->resets_head)
+		atomic_store(&ch->reset_epoch, r->epoch);
+	atomic_fetch_add(&disk->resets_waiting, 1);
+	if (ch->resets_tail)
+		ch->resets_tail->next = r;
+	else
+		ch->resets_head = r;
+	ch->resets_tail = r;
+	if (ch->group->efd >= 0 && !ch->group->in_poll)
+		group_kick(ch->group);
+	return 0;
 }
 
 /*
@@ -469,21 +510,29 @@ channel_run_done(struct aioblk_channel *ch, unsigned max)
 unsigned
 channel_check_resets(struct aioblk_channel *ch, unsigned max)
 {
-	struct aioblk_req *last = ch->resets_tail;
-	struct aioblk_req *req;
+	struct aioblk_reset *last = ch->resets_tail;
+	struct aioblk_reset *r;
 	unsigned ran = 0;
 	bool was_last = false;
+	aioblk_cb cb;
+	void *cb_arg;
 
-	while (ran < max && !was_last && (req = ch->resets_head)) {
-		if (!disk_reset_done(ch->disk, req->epoch))
+	while (ran < max && !was_last && (r = ch->resets_head)) {
+		if (!disk_reset_done(ch->disk, r->epoch))
 			break;
-		ch->resets_head = req->next;
+		ch->resets_head = r->next;
 		if (!ch->resets_head)
 			ch->resets_tail = NULL;
-		was_last = req == last;
-		ch->resets--;
+		was_last = r == last;
+		atomic_store(&ch->reset_epoch, ch->resets_head ? ch->resets_head->epoch : UINT64_MAX);
 		atomic_fetch_sub(&ch->disk->resets_waiting, 1);
-		channel_finish(ch, req, 0);
+		cb = r->cb;
+		cb_arg = r->cb_arg;
+		r->next = ch->resets_free;
+		ch->resets_free = r;
+		ch->stats.other_ops++;
+		ch->inflight--;
+		cb(cb_arg, 0);
 		ran++;
 	}
 	return ran;

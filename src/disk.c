@@ -21,39 +21,68 @@ is_pow2(uint64_t v)
 }
 
 /*
- * What is neither a file, a block device nor a directory (which open(2)
- * refuses precisely) is refused by its type before it is opened: opening a
- * FIFO for reading waits for a writer, opening some character devices has
- * effects (a tape rewinds). A stat error is left for open(2) to report with
- * its own errno. (O_NONBLOCK at open would avoid the wait, but it changes
- * how files and devices open: a leased file fails with EAGAIN, a removable
- * disk opens without its media check.)
+ * What is not a file or a block device is refused by its type before it is
+ * opened: a directory with EISDIR whatever the flags, anything else with
+ * ENOTBLK (opening a FIFO for reading waits for a writer, opening some
+ * character devices has effects: a tape rewinds). A stat error is left for
+ * open(2) to report with its own errno. (O_NONBLOCK at open would avoid the
+ * wait, but it changes how files and devices open: a leased file fails with
+ * EAGAIN, a removable disk opens without its media check.)
  */
+static int
+check_type(const struct aioblk_disk *disk)
+{
+	unsigned type;
+
+	if (aioblk_sys_path_type(disk->path, &type) < 0 || type == S_IFREG || type == S_IFBLK)
+		return 0;
+	if (type == S_IFDIR) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: is a directory", disk->name);
+		return -EISDIR;
+	}
+	aioblk_log(AIOBLK_LOG_ERR, "%s: neither a regular file nor a block device", disk->name);
+	return -ENOTBLK;
+}
+
+/*
+ * A regular file that opened with O_DIRECT may still be unable to do it:
+ * statx reports a direct I/O offset alignment of 0 then (STATX_DIOALIGN).
+ */
+static bool
+file_refuses_direct(int fd)
+{
+	struct aioblk_sys_file_info info;
+
+	return aioblk_sys_file_info(fd, &info) == 0 && info.type == S_IFREG && info.dio_known &&
+	       info.dio_offset_align == 0;
+}
+
 static int
 open_fd(struct aioblk_disk *disk, uint32_t flags)
 {
 	int access = (flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR;
-	unsigned type;
 	int fd;
 
-	if (aioblk_sys_path_type(disk->path, &type) == 0 && type != S_IFREG && type != S_IFBLK && type != S_IFDIR) {
-		aioblk_log(AIOBLK_LOG_ERR, "%s: neither a regular file nor a block device", disk->name);
-		return -ENOTBLK;
-	}
+	fd = check_type(disk);
+	if (fd < 0)
+		return fd;
 
 	if (!(flags & AIOBLK_DISK_BUFFERED)) {
 		fd = aioblk_sys_open(disk->path, access | O_CLOEXEC | O_DIRECT);
+		if (fd >= 0 && file_refuses_direct(fd)) {
+			aioblk_sys_close(fd);
+			fd = -EINVAL;
+		}
 		if (fd >= 0) {
 			disk->direct = true;
 			return fd;
 		}
-		/* EINVAL from open() with O_DIRECT: the file system refuses it. */
+		/* EINVAL from open() with O_DIRECT (or statx's alignment 0): the file cannot do it. */
 		if (fd != -EINVAL || (flags & AIOBLK_DISK_REQUIRE_DIRECT)) {
 			aioblk_log(AIOBLK_LOG_ERR, "%s: open with O_DIRECT failed: %s", disk->name, strerror(-fd));
 			return fd;
 		}
-		aioblk_log(AIOBLK_LOG_WARNING, "%s: O_DIRECT refused by the file system, using buffered I/O",
-			   disk->name);
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: O_DIRECT refused for this file, using buffered I/O", disk->name);
 	}
 	fd = aioblk_sys_open(disk->path, access | O_CLOEXEC);
 	if (fd < 0) {
@@ -98,7 +127,19 @@ detect_geometry(struct aioblk_disk *disk, uint32_t *detected, uint64_t *bytes)
 		if (!is_pow2(sector) || sector < 512)
 			return -EINVAL;
 		*detected = sector;
-		disk->buf_align = disk->direct ? sector : 1;
+		disk->rdev_major = info.rdev_major;
+		disk->rdev_minor = info.rdev_minor;
+		/*
+		 * Memory alignment: what statx says (block devices since 6.11:
+		 * the queue's DMA alignment, often below the sector size), else
+		 * the sector size.
+		 */
+		if (!disk->direct)
+			disk->buf_align = 1;
+		else if (info.dio_known && is_pow2(info.dio_mem_align) && info.dio_mem_align <= sector)
+			disk->buf_align = info.dio_mem_align;
+		else
+			disk->buf_align = sector;
 		return 0;
 	}
 
@@ -119,29 +160,61 @@ detect_geometry(struct aioblk_disk *disk, uint32_t *detected, uint64_t *bytes)
 	return 0;
 }
 
-static void
-probe_unmap(struct aioblk_disk *disk, uint64_t bytes)
+/* File systems (statfs f_type) known not to punch holes in regular files. */
+static const uint64_t nonpunching_fs[] = {
+	0x858458f6, /* ramfs: no fallocate at all */
+	0x4d44,     /* vfat, msdos */
+	0x2011bab0, /* exfat */
+	0x9660,     /* iso9660 */
+	0x73717368, /* squashfs */
+};
+
+static bool
+magic_in(uint64_t magic, const uint64_t *list, size_t n)
 {
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] == magic)
+			return true;
+	return false;
+}
+
+/*
+ * How this disk unmaps and zeroes, learnt without writing a byte: from
+ * sysfs for block devices (queue/discard_max_bytes; a partition's queue is
+ * its parent's), from the file system's type for files (ext4, xfs, btrfs,
+ * tmpfs and most others punch holes; the few listed above cannot). Where
+ * sysfs cannot be read, or a file system punches only some files, unmap
+ * works until the kernel refuses it: offload.c turns it off then. Zeroing
+ * always works: its fallbacks end in writing zeroes.
+ */
+static void
+detect_unmap(struct aioblk_disk *disk)
+{
+	char path[96], text[32];
+	uint64_t magic;
 	int rc;
 
 	if (disk->readonly)
 		return;
 	if (disk->blockdev) {
-		/*
-		 * A zero-length BLKDISCARD is refused with EOPNOTSUPP when the
-		 * device cannot discard and with EINVAL (the length) when it can.
-		 */
-		rc = aioblk_sys_blkdev_range(disk->fd, BLKDISCARD, 0, 0);
-		if (rc == -EINVAL)
-			atomic_store(&disk->unmap_mode, UNMAP_BLKDISCARD);
 		atomic_store(&disk->zero_mode, ZERO_BLKZEROOUT);
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/discard_max_bytes", disk->rdev_major,
+			 disk->rdev_minor);
+		rc = aioblk_sys_read_text(path, text, sizeof(text));
+		if (rc == -ENOENT) {
+			snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../queue/discard_max_bytes",
+				 disk->rdev_major, disk->rdev_minor);
+			rc = aioblk_sys_read_text(path, text, sizeof(text));
+		}
+		if (rc < 0 || strtoull(text, NULL, 10) > 0)
+			atomic_store(&disk->unmap_mode, UNMAP_BLKDISCARD);
 		return;
 	}
-	/* Punching a hole at the end of the file changes no data and no size. */
-	rc = aioblk_sys_fallocate(disk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, bytes, disk->block_size);
-	if (rc == 0)
-		atomic_store(&disk->unmap_mode, UNMAP_PUNCH);
 	atomic_store(&disk->zero_mode, ZERO_FALLOC);
+	if (aioblk_sys_fs_magic(disk->fd, &magic) < 0 || !magic_in(magic, nonpunching_fs, ARRAY_SIZE(nonpunching_fs)))
+		atomic_store(&disk->unmap_mode, UNMAP_PUNCH);
 }
 
 static void
@@ -220,7 +293,8 @@ aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct a
 	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
 	atomic_store(&disk->nowait, disk->blockdev && disk->direct && (opts->flags & AIOBLK_DISK_NOWAIT));
 	atomic_store(&disk->flush_mode, FLUSH_ASYNC);
-	probe_unmap(disk, bytes);
+	detect_unmap(disk);
+	offload_ref();
 
 	aioblk_log(AIOBLK_LOG_INFO, "%s: %s, %s, block size %u, %llu blocks, buffer alignment %zu", disk->name,
 		   disk->blockdev ? "block device" : "file", disk->direct ? "O_DIRECT" : "buffered", disk->block_size,
@@ -249,6 +323,7 @@ aioblk_disk_close(struct aioblk_disk *disk)
 		return -EBUSY;
 	aioblk_sys_close(disk->fd);
 	free_disk(disk);
+	offload_unref();
 	return 0;
 }
 
@@ -549,17 +624,29 @@ disk_reset_done(struct aioblk_disk *disk, uint64_t epoch)
 
 /*
  * A channel's oldest outstanding request finished while resets wait: wake
- * the eventfd groups that hold one, since no completion of theirs will.
+ * the eventfd groups of the channels whose oldest reset can now finish,
+ * since no completion of theirs will. Each reset is woken for once; a reset
+ * that is still held up by another channel is not woken at all.
  */
 void
 disk_wake_resetters(struct aioblk_disk *disk, const struct aioblk_group *except)
 {
 	struct aioblk_channel *ch;
+	uint64_t oldest = UINT64_MAX, epoch;
 	int rc, err = 0;
 
 	pthread_mutex_lock(&disk->lock);
 	for (ch = disk->channels; ch; ch = ch->disk_next) {
-		if (ch->group != except && ch->group->efd >= 0 && atomic_load(&ch->resets)) {
+		epoch = atomic_load(&ch->oldest_epoch);
+		if (epoch < oldest)
+			oldest = epoch;
+	}
+	for (ch = disk->channels; ch; ch = ch->disk_next) {
+		if (ch->group == except || ch->group->efd < 0)
+			continue;
+		/* A reset waiting out @epoch is done once every channel's oldest request is newer. */
+		epoch = atomic_load(&ch->reset_epoch);
+		if (epoch < oldest && atomic_exchange(&ch->reset_woken, epoch) != epoch) {
 			rc = group_signal(ch->group);
 			if (rc < 0)
 				err = rc;

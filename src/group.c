@@ -19,6 +19,7 @@ AIOBLK_EXPORT int
 aioblk_group_create(uint32_t flags, struct aioblk_group **groupp)
 {
 	struct aioblk_group *group;
+	int rc;
 
 	if (!groupp || (flags & ~AIOBLK_GROUP_EVENTFD))
 		return -EINVAL;
@@ -26,12 +27,17 @@ aioblk_group_create(uint32_t flags, struct aioblk_group **groupp)
 	if (!group)
 		return -ENOMEM;
 	group->efd = -1;
+	rc = pthread_mutex_init(&group->inbox_lock, NULL);
+	if (rc) {
+		free(group);
+		return -rc;
+	}
 	if (flags & AIOBLK_GROUP_EVENTFD) {
 		group->efd = aioblk_sys_eventfd();
 		if (group->efd < 0) {
-			int rc = group->efd;
-
+			rc = group->efd;
 			aioblk_log(AIOBLK_LOG_ERR, "eventfd failed: %s", strerror(-rc));
+			pthread_mutex_destroy(&group->inbox_lock);
 			free(group);
 			return rc;
 		}
@@ -49,6 +55,7 @@ aioblk_group_destroy(struct aioblk_group *group)
 		return -EBUSY;
 	if (group->efd >= 0)
 		aioblk_sys_close(group->efd);
+	pthread_mutex_destroy(&group->inbox_lock);
 	free(group);
 	return 0;
 }
@@ -144,11 +151,31 @@ reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
 		budget -= n;
 		ch->stats.completions += n;
 		for (i = 0; i < n; i++)
-			ran += io_complete_event(ch, events[i].data, (int64_t)events[i].res);
+			ran += io_complete_event(ch, events[i].data, event_res(&events[i]));
 		if (n < want)
 			break;
 	}
 	return ran;
+}
+
+/*
+ * Move what worker threads finished (offload.c) to the done lists of their
+ * channels, where this poll runs it.
+ */
+static void
+take_inbox(struct aioblk_group *group)
+{
+	struct aioblk_req *req, *next;
+
+	pthread_mutex_lock(&group->inbox_lock);
+	req = group->inbox_head;
+	group->inbox_head = group->inbox_tail = NULL;
+	atomic_store_explicit(&group->inbox_ready, false, memory_order_relaxed);
+	pthread_mutex_unlock(&group->inbox_lock);
+	for (; req; req = next) {
+		next = req->next;
+		channel_complete_later(req->ch, req, req->status);
+	}
 }
 
 /*
@@ -282,6 +309,8 @@ aioblk_group_poll(struct aioblk_group *group, unsigned max_completions)
 	if (group->in_poll)
 		return -EBUSY;
 	group->in_poll = true;
+	if (unlikely(atomic_load_explicit(&group->inbox_ready, memory_order_acquire)))
+		take_inbox(group);
 	ran = poll_channels(group, limit, &reaped, true);
 	if (group->efd >= 0) {
 		group->efd_reaped += reaped;
@@ -320,49 +349,76 @@ group_outstanding(const struct aioblk_group *group)
 }
 
 static int64_t
-now_ms(void)
+now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec
+ns_to_timespec(int64_t ns)
+{
+	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+/*
+ * Sleep until something may have happened: the eventfd is readable, or
+ * (busy-poll mode, where only our own requests can complete and none is
+ * outstanding) the deadline. @deadline < 0: none. Returns 0 or -errno.
+ */
+static int
+wait_idle(struct aioblk_group *group, int64_t deadline)
+{
+	struct timespec left, until;
+	int rc;
+
+	if (group->efd >= 0) {
+		if (deadline >= 0) {
+			int64_t ns = deadline - now_ns();
+
+			left = ns_to_timespec(ns > 0 ? ns : 0);
+		}
+		rc = aioblk_sys_poll_in(group->efd, deadline >= 0 ? &left : NULL);
+	} else {
+		until = ns_to_timespec(deadline);
+		rc = aioblk_sys_sleep_until(deadline >= 0 ? &until : NULL);
+	}
+	if (rc == -EINTR)
+		return 0;
+	if (rc < 0) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s failed: %s", group->efd >= 0 ? "poll on the eventfd" : "sleep",
+			   strerror(-rc));
+		return rc;
+	}
+	return 0;
 }
 
 AIOBLK_EXPORT int
 aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 {
-	int64_t deadline = 0, left;
+	int64_t deadline = -1;
 	int rc;
 
 	if (!group)
 		return -EINVAL;
 	if (group->in_poll)
 		return -EBUSY;
-	if (timeout_ms > 0)
-		deadline = now_ms() + timeout_ms;
+	if (timeout_ms >= 0)
+		deadline = now_ns() + (int64_t)timeout_ms * 1000000;
 	for (;;) {
 		rc = aioblk_group_poll(group, 0);
 		if (rc != 0 || timeout_ms == 0)
 			return rc;
-		/* Nothing accepted, nothing can complete: do not sleep forever. */
-		if (!group_outstanding(group))
+		/* Like poll(2): never back before the deadline, unless a callback ran. */
+		if (deadline >= 0 && now_ns() >= deadline)
 			return 0;
-		left = -1;
-		if (timeout_ms > 0) {
-			left = deadline - now_ms();
-			if (left <= 0)
-				return 0;
-		}
-		if (group->efd < 0)
-			continue; /* busy-poll */
-		rc = aioblk_sys_poll_in(group->efd, (int)left);
-		if (rc == -EINTR)
+		/* Busy-poll mode spins only while something can complete. */
+		if (group->efd < 0 && group_outstanding(group))
 			continue;
-		if (rc < 0) {
-			aioblk_log(AIOBLK_LOG_ERR, "poll on the eventfd failed: %s", strerror(-rc));
+		rc = wait_idle(group, deadline);
+		if (rc < 0)
 			return rc;
-		}
-		if (rc == 0)
-			return aioblk_group_poll(group, 0);
 	}
 }

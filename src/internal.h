@@ -16,6 +16,7 @@
 #define AIOBLK_EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define AIOBLK_DEFAULT_QUEUE_DEPTH 128u
 #define AIOBLK_MAX_QUEUE_DEPTH 65536u
@@ -42,7 +43,7 @@ struct aio_ring {
 
 enum flush_mode {
 	FLUSH_ASYNC, /* IOCB_CMD_FDSYNC, until the kernel refuses it for this disk */
-	FLUSH_SYNC,  /* it refused: fdatasync(2) inside a poll */
+	FLUSH_SYNC,  /* it refused: fdatasync(2) on a worker thread (offload.c) */
 };
 
 /* What a write-zeroes / unmap request turns into on this disk. */
@@ -71,8 +72,9 @@ struct aioblk_disk {
 	bool readonly;
 	bool blockdev;
 	bool block_size_given;
-	_Atomic bool nowait; /* RWF_NOWAIT on reads, until the kernel refuses it */
-	_Atomic bool lost;   /* the device is gone: new I/O gets -ENODEV */
+	uint32_t rdev_major, rdev_minor; /* block devices: for sysfs */
+	_Atomic bool nowait;             /* RWF_NOWAIT on reads, until the kernel refuses it */
+	_Atomic bool lost;               /* the device is gone: new I/O gets -ENODEV */
 	_Atomic uint64_t num_blocks;
 	_Atomic int flush_mode; /* enum flush_mode */
 	_Atomic int zero_mode;  /* enum zero_mode */
@@ -95,8 +97,8 @@ enum req_op {
 	OP_READ,
 	OP_WRITE,
 	OP_FLUSH,
-	OP_RESET,
-	OP_ZERO, /* write-zeroes or unmap, done synchronously at submission */
+	OP_ZERO,  /* write-zeroes, done on a worker thread (offload.c) */
+	OP_UNMAP, /* unmap, done on a worker thread */
 };
 
 struct aioblk_req {
@@ -104,21 +106,32 @@ struct aioblk_req {
 	struct aioblk_channel *ch;
 	aioblk_cb cb;
 	void *cb_arg;
-	struct aioblk_req *next; /* free list, done list or resets list */
+	struct aioblk_req *next; /* free list, done list, offload queue or a group's inbox */
 	/* The outstanding list that resets wait on; a request stays on it while on the done list. */
 	struct aioblk_req *out_next, *out_prev;
 	const struct iovec *iov; /* the caller's iovecs (or inline_iov) */
 	uint64_t offset;         /* bytes */
 	uint64_t len;            /* bytes */
 	uint64_t done;           /* bytes transferred so far (short transfers continue) */
-	uint64_t epoch;          /* reset epoch at acceptance; for a reset: the epoch it waits out */
+	uint64_t epoch;          /* reset epoch at acceptance */
 	void *bounce;            /* bounce buffer in use, or NULL */
 	int iovcnt;
-	int status;          /* result of a request completed without the kernel */
+	int status;          /* result of a request completed without the kernel (or on a worker) */
 	uint8_t op;          /* enum req_op */
 	bool nowait_retried; /* a RWF_NOWAIT -EAGAIN was retried without the flag */
 	bool fua;
 	struct iovec inline_iov[AIOBLK_INLINE_IOVS];
+};
+
+/*
+ * A pending reset. Resets take no request slot, so that a full queue never
+ * refuses one; their records are kept on the channel for reuse.
+ */
+struct aioblk_reset {
+	aioblk_cb cb;
+	void *cb_arg;
+	uint64_t epoch; /* the epoch it waits out */
+	struct aioblk_reset *next;
 };
 
 struct aioblk_channel {
@@ -127,12 +140,19 @@ struct aioblk_channel {
 	io_context_t ctx;
 	struct aio_ring *ring; /* ctx as the ring, or NULL when it cannot be read (fallback) */
 	unsigned queue_depth;
-	unsigned inflight;       /* accepted, callback not run yet */
-	unsigned in_kernel;      /* handed to io_submit, not reaped yet */
-	_Atomic unsigned resets; /* pending resets on this channel (read by other threads' wake-ups) */
+	unsigned inflight;  /* accepted (requests and resets), callback not run yet */
+	unsigned in_kernel; /* handed to io_submit, not reaped yet */
 	/* Pending resets, oldest first: they complete in the order they were issued. */
-	struct aioblk_req *resets_head;
-	struct aioblk_req *resets_tail;
+	struct aioblk_reset *resets_head;
+	struct aioblk_reset *resets_tail;
+	struct aioblk_reset *resets_free; /* records for reuse */
+	/*
+	 * For wake-ups from other threads: the epoch of the oldest pending
+	 * reset (UINT64_MAX: none), and the last one a wake-up was sent for,
+	 * so that each reset costs its group at most one eventfd write.
+	 */
+	_Atomic uint64_t reset_epoch;
+	_Atomic uint64_t reset_woken;
 
 	struct aioblk_req *slots;
 	struct aioblk_req *free;
@@ -182,9 +202,15 @@ struct aioblk_group {
 	uint64_t efd_reaped;
 	uint64_t efd_consumed;
 	_Atomic uint64_t efd_kicks;
+
+	/* Requests finished on worker threads (offload.c), for the next poll to run. */
+	pthread_mutex_t inbox_lock;
+	struct aioblk_req *inbox_head;
+	struct aioblk_req *inbox_tail;
+	_Atomic bool inbox_ready; /* the inbox is not empty: read without the lock by polls */
 };
 
-/* Append @req to a FIFO of requests linked through ->next (the done list, the resets list). */
+/* Append @req to a FIFO of requests linked through ->next (the done list, the offload queue, an inbox). */
 static inline void
 req_fifo_push(struct aioblk_req **head, struct aioblk_req **tail, struct aioblk_req *req)
 {
@@ -212,12 +238,16 @@ req_fifo_push(struct aioblk_req **head, struct aioblk_req **tail, struct aioblk_
 #define channel_submit aioblk_internal_channel_submit
 #define channel_run_done aioblk_internal_channel_run_done
 #define channel_check_resets aioblk_internal_channel_check_resets
+#define channel_add_reset aioblk_internal_channel_add_reset
 #define channel_needs_kick aioblk_internal_channel_needs_kick
 #define disk_wake_resetters aioblk_internal_disk_wake_resetters
 #define group_kick aioblk_internal_group_kick
 #define group_signal aioblk_internal_group_signal
 #define group_log_signal_error aioblk_internal_group_log_signal_error
 #define channel_finish aioblk_internal_channel_finish
+#define offload_ref aioblk_internal_offload_ref
+#define offload_unref aioblk_internal_offload_unref
+#define offload_queue aioblk_internal_offload_queue
 #define ring_reap aioblk_internal_ring_reap
 #define ring_has_events aioblk_internal_ring_has_events
 #define io_complete_event aioblk_internal_io_complete_event
@@ -243,9 +273,32 @@ void channel_enqueue(struct aioblk_channel *ch, struct aioblk_req *req);
 void channel_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int status);
 int channel_submit(struct aioblk_channel *ch);
 unsigned channel_run_done(struct aioblk_channel *ch, unsigned max);
+int channel_add_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
 unsigned channel_check_resets(struct aioblk_channel *ch, unsigned max);
 bool channel_needs_kick(const struct aioblk_channel *ch);
 void channel_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status);
+
+/* offload.c */
+void offload_ref(void);
+void offload_unref(void);
+void offload_queue(struct aioblk_req *req);
+
+/*
+ * io_event.res is the kernel's signed 64-bit result, but libaio declares it
+ * an unsigned long: 32 bits wide on 32-bit builds, where it must be sign
+ * extended from there (the kernel's results fit: MAX_RW_COUNT < 2^31).
+ */
+static inline int64_t
+event_res_from(uint64_t raw, unsigned width)
+{
+	return width >= sizeof(int64_t) ? (int64_t)raw : (int64_t)(int32_t)(uint32_t)raw;
+}
+
+static inline int64_t
+event_res(const struct io_event *ev)
+{
+	return event_res_from((uint64_t)ev->res, sizeof(ev->res));
+}
 
 /* ring.c */
 unsigned ring_reap(struct aioblk_channel *ch, struct io_event *events, unsigned max);

@@ -6,16 +6,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
-#include <linux/falloc.h>
-#include <linux/fs.h>
 #include <string.h>
 #include <sys/uio.h>
 
 #include "internal.h"
-
-/* Zeroes for the last write-zeroes fallback; .bss, so it costs nothing until used. */
-#define ZERO_BUF_SIZE (64u * 1024u)
-static const char zero_buf[ZERO_BUF_SIZE] __attribute__((aligned(ZERO_BUF_SIZE)));
 
 static int
 check_range(const struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, uint64_t *offset,
@@ -269,8 +263,8 @@ aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 		return -EAGAIN;
 	channel_accept(ch, req);
 	if (atomic_load_explicit(&ch->disk->flush_mode, memory_order_relaxed) == FLUSH_SYNC) {
-		/* fdatasync(2) runs at the next poll: it covers every write completed before now. */
-		channel_complete_later(ch, req, 0);
+		/* fdatasync(2) on a worker: it covers every write completed before now. */
+		offload_queue(req);
 		return 0;
 	}
 	io_prep(ch, req);
@@ -281,85 +275,18 @@ aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 AIOBLK_EXPORT int
 aioblk_reset(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 {
-	struct aioblk_disk *disk;
-	struct aioblk_req *req;
-
 	if (!ch || !cb)
 		return -EINVAL;
-	disk = ch->disk;
-	req = channel_get_req(ch, OP_RESET, cb, cb_arg);
-	if (!req)
-		return -EAGAIN;
-	channel_accept(ch, req);
-	/* Wait out every request accepted in this epoch or before; later ones carry a newer epoch. */
-	req->epoch = atomic_fetch_add(&disk->epoch, 1);
-	atomic_fetch_add(&disk->resets_waiting, 1);
-	atomic_fetch_add(&ch->resets, 1);
-	req_fifo_push(&ch->resets_head, &ch->resets_tail, req);
-	if (ch->group->efd >= 0 && !ch->group->in_poll)
-		group_kick(ch->group);
-	return 0;
+	return channel_add_reset(ch, cb, cb_arg);
 }
 
-/* Zero or unmap a range the way this disk allows, stepping down to a fallback when refused. */
+/*
+ * write-zeroes and unmap: validated and accepted here, done on a worker
+ * thread (offload.c), completed from a later poll.
+ */
 static int
-zero_range(struct aioblk_disk *disk, uint64_t offset, uint64_t len)
-{
-	uint64_t done;
-	ssize_t n;
-	int rc;
-
-	switch (atomic_load(&disk->zero_mode)) {
-	case ZERO_FALLOC:
-		rc = aioblk_sys_fallocate(disk->fd, FALLOC_FL_ZERO_RANGE, offset, len);
-		if (rc != -EOPNOTSUPP)
-			return rc;
-		aioblk_log(AIOBLK_LOG_WARNING, "%s: FALLOC_FL_ZERO_RANGE not supported, punching holes", disk->name);
-		atomic_store(&disk->zero_mode, ZERO_PUNCH_ALLOC);
-		/* fall through */
-	case ZERO_PUNCH_ALLOC:
-		rc = aioblk_sys_fallocate(disk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, len);
-		if (rc == 0)
-			return aioblk_sys_fallocate(disk->fd, FALLOC_FL_KEEP_SIZE, offset, len);
-		if (rc != -EOPNOTSUPP)
-			return rc;
-		break;
-	case ZERO_BLKZEROOUT:
-		rc = aioblk_sys_blkdev_range(disk->fd, BLKZEROOUT, offset, len);
-		if (rc != -EOPNOTSUPP)
-			return rc;
-		break;
-	default:
-		break;
-	}
-	if (atomic_exchange(&disk->zero_mode, ZERO_WRITE) != ZERO_WRITE)
-		aioblk_log(AIOBLK_LOG_WARNING, "%s: zeroing refused by the kernel, writing zeroes", disk->name);
-	if (disk->buf_align > ZERO_BUF_SIZE)
-		return -EOPNOTSUPP;
-	for (done = 0; done < len; done += (uint64_t)n) {
-		size_t chunk = len - done < ZERO_BUF_SIZE ? (size_t)(len - done) : ZERO_BUF_SIZE;
-
-		n = aioblk_sys_pwrite(disk->fd, zero_buf, chunk, offset + done);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
-	}
-	return 0;
-}
-
-static int
-unmap_range(struct aioblk_disk *disk, uint64_t offset, uint64_t len)
-{
-	if (atomic_load(&disk->unmap_mode) == UNMAP_BLKDISCARD)
-		return aioblk_sys_blkdev_range(disk->fd, BLKDISCARD, offset, len);
-	return aioblk_sys_fallocate(disk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, len);
-}
-
-/* write-zeroes and unmap block in the kernel here; their callbacks still run from a poll. */
-static int
-submit_blocking(struct aioblk_channel *ch, bool unmap, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
-		void *cb_arg)
+submit_offload(struct aioblk_channel *ch, enum req_op op, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb,
+	       void *cb_arg)
 {
 	struct aioblk_req *req;
 	uint64_t offset, len;
@@ -369,36 +296,31 @@ submit_blocking(struct aioblk_channel *ch, bool unmap, uint64_t offset_blocks, u
 		return -EINVAL;
 	if (ch->disk->readonly)
 		return -EROFS;
-	if (unmap && !aioblk_disk_supports(ch->disk, AIOBLK_IO_UNMAP))
+	if (op == OP_UNMAP && !aioblk_disk_supports(ch->disk, AIOBLK_IO_UNMAP))
 		return -EOPNOTSUPP;
 	rc = check_range(ch, offset_blocks, num_blocks, &offset, &len);
 	if (rc < 0)
 		return rc;
-	req = channel_get_req(ch, OP_ZERO, cb, cb_arg);
+	req = channel_get_req(ch, op, cb, cb_arg);
 	if (!req)
 		return -EAGAIN;
 	req->offset = offset;
 	req->len = len;
 	channel_accept(ch, req);
-	rc = unmap ? unmap_range(ch->disk, offset, len) : zero_range(ch->disk, offset, len);
-	if (rc < 0)
-		aioblk_log(AIOBLK_LOG_ERR, "%s: %s of %llu bytes at %llu failed: %s", ch->disk->name,
-			   unmap ? "unmap" : "write-zeroes", (unsigned long long)len, (unsigned long long)offset,
-			   strerror(-rc));
-	channel_complete_later(ch, req, rc);
+	offload_queue(req);
 	return 0;
 }
 
 AIOBLK_EXPORT int
 aioblk_write_zeroes(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb, void *cb_arg)
 {
-	return submit_blocking(ch, false, offset_blocks, num_blocks, cb, cb_arg);
+	return submit_offload(ch, OP_ZERO, offset_blocks, num_blocks, cb, cb_arg);
 }
 
 AIOBLK_EXPORT int
 aioblk_unmap(struct aioblk_channel *ch, uint64_t offset_blocks, uint64_t num_blocks, aioblk_cb cb, void *cb_arg)
 {
-	return submit_blocking(ch, true, offset_blocks, num_blocks, cb, cb_arg);
+	return submit_offload(ch, OP_UNMAP, offset_blocks, num_blocks, cb, cb_arg);
 }
 
 static void

@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -79,13 +80,11 @@ aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info)
 		return -errno;
 	info->type = stx.stx_mode & 0170000;
 	info->size = stx.stx_size;
-	if (stx.stx_mask & STATX_DIOALIGN) {
-		info->dio_mem_align = stx.stx_dio_mem_align;
-		info->dio_offset_align = stx.stx_dio_offset_align;
-	} else {
-		info->dio_mem_align = 0;
-		info->dio_offset_align = 0;
-	}
+	info->dio_known = stx.stx_mask & STATX_DIOALIGN;
+	info->dio_mem_align = info->dio_known ? stx.stx_dio_mem_align : 0;
+	info->dio_offset_align = info->dio_known ? stx.stx_dio_offset_align : 0;
+	info->rdev_major = stx.stx_rdev_major;
+	info->rdev_minor = stx.stx_rdev_minor;
 	return 0;
 }
 
@@ -117,6 +116,39 @@ aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t
 	uint64_t range[2] = { offset, len };
 
 	return ioctl(fd, request, range) < 0 ? -errno : 0;
+}
+
+/* The file system's type (f_type of statfs(2)), to know what it can do without trying it. */
+int
+aioblk_sys_fs_magic(int fd, uint64_t *magic)
+{
+	struct statfs sfs;
+
+	if (fstatfs(fd, &sfs) < 0)
+		return -errno;
+	*magic = (uint64_t)sfs.f_type;
+	return 0;
+}
+
+/* Read a small text file (sysfs attributes) into @buf, NUL-terminated. */
+int
+aioblk_sys_read_text(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd, err;
+
+	if (len == 0)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	err = errno;
+	close(fd);
+	if (n < 0)
+		return -err;
+	buf[n] = '\0';
+	return 0;
 }
 
 int
@@ -196,11 +228,22 @@ aioblk_sys_eventfd_write(int fd, uint64_t value)
 	return n == sizeof(value) ? 0 : -EIO;
 }
 
+/* Wait for @fd to become readable for at most @timeout (NULL: no limit); 0 on timeout. */
 int
-aioblk_sys_poll_in(int fd, int timeout_ms)
+aioblk_sys_poll_in(int fd, const struct timespec *timeout)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	int n = poll(&pfd, 1, timeout_ms);
+	int n = ppoll(&pfd, 1, timeout, NULL);
 
 	return n < 0 ? -errno : n;
+}
+
+/* Sleep until the CLOCK_MONOTONIC time @deadline (NULL: until a signal); -EINTR when one came. */
+int
+aioblk_sys_sleep_until(const struct timespec *deadline)
+{
+	if (!deadline)
+		return pause() < 0 ? -errno : 0;
+	/* clock_nanosleep returns the error number itself. */
+	return -clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, deadline, NULL);
 }

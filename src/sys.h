@@ -18,8 +18,11 @@
 struct aioblk_sys_file_info {
 	unsigned type;             /* S_IFREG, S_IFBLK, ... */
 	uint64_t size;             /* bytes (regular files) */
-	uint32_t dio_mem_align;    /* 0: not reported */
-	uint32_t dio_offset_align; /* 0: not reported */
+	bool dio_known;            /* the kernel reported STATX_DIOALIGN */
+	uint32_t dio_mem_align;    /* with dio_known: 0 means no direct I/O on this file */
+	uint32_t dio_offset_align; /* with dio_known: 0 means no direct I/O on this file */
+	uint32_t rdev_major;       /* block devices: the device number */
+	uint32_t rdev_minor;
 };
 
 int aioblk_sys_open(const char *path, int flags);
@@ -29,6 +32,8 @@ int aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
 int aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);
 int aioblk_sys_blkdev_size(int fd, uint64_t *bytes);
 int aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len);
+int aioblk_sys_fs_magic(int fd, uint64_t *magic);
+int aioblk_sys_read_text(const char *path, char *buf, size_t len);
 int aioblk_sys_fdatasync(int fd);
 int aioblk_sys_fallocate(int fd, int mode, uint64_t offset, uint64_t len);
 ssize_t aioblk_sys_pwrite(int fd, const void *buf, size_t len, uint64_t offset);
@@ -41,6 +46,7 @@ int aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_ev
 int aioblk_sys_eventfd(void);
 int aioblk_sys_eventfd_read(int fd, uint64_t *value);
 int aioblk_sys_eventfd_write(int fd, uint64_t value);
-int aioblk_sys_poll_in(int fd, int timeout_ms);
+int aioblk_sys_poll_in(int fd, const struct timespec *timeout);
+int aioblk_sys_sleep_until(const struct timespec *deadline);
 
 #endif /* AIOBLK_SYS_H */

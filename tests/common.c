@@ -490,3 +490,31 @@ tc_sync_flush(struct aioblk_group *g, struct aioblk_channel *ch)
 
 	return finish_one(g, aioblk_flush(ch, tc_cb, &r), &r);
 }
+
+/*
+ * What statx(STATX_DIOALIGN) says of @path, asked directly: 1 and the two
+ * alignments when the kernel reports them, 0 when it does not, or -errno.
+ */
+int64_t
+tc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int
+tc_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align)
+{
+	struct statx stx;
+
+	memset(&stx, 0, sizeof(stx));
+	if (statx(AT_FDCWD, path, 0, STATX_DIOALIGN, &stx) < 0)
+		return -errno;
+	if (!(stx.stx_mask & STATX_DIOALIGN))
+		return 0;
+	*mem_align = stx.stx_dio_mem_align;
+	*offset_align = stx.stx_dio_offset_align;
+	return 1;
+}

@@ -75,6 +75,9 @@ long tc_check(const void *buf, size_t bytes, uint64_t seed);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t tc_now_ms(void);
+int64_t tc_now_ns(void);
+/* statx(STATX_DIOALIGN) of @path: 1 with both alignments, 0 when not reported, or -errno. */
+int tc_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align);
 
 /* Poll @group until @done() is true or @timeout_ms passes; returns 0 or -ETIMEDOUT. */
 int tc_poll_until(struct aioblk_group *group, bool (*done)(void *), void *arg, int timeout_ms);

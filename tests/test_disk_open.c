@@ -128,16 +128,52 @@ test_eacces(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Log messages that speak of O_DIRECT (a directory has nothing to say about it). */
+static int direct_msgs;
+
+static void
+count_direct_msgs(int level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	if (strstr(msg, "O_DIRECT"))
+		direct_msgs++;
+}
+
+/* A directory is refused as one by its type, before anything is opened, under every flag combination. */
 static void
 test_directory(void **state)
 {
-	struct aioblk_disk_opts ro = { .flags = AIOBLK_DISK_READONLY };
+	static const uint32_t flags[] = {
+		0,
+		AIOBLK_DISK_READONLY,
+		AIOBLK_DISK_BUFFERED,
+		AIOBLK_DISK_REQUIRE_DIRECT,
+		AIOBLK_DISK_READONLY | AIOBLK_DISK_BUFFERED,
+		AIOBLK_DISK_READONLY | AIOBLK_DISK_REQUIRE_DIRECT,
+		AIOBLK_DISK_NOWAIT,
+		AIOBLK_DISK_READONLY | AIOBLK_DISK_NOWAIT,
+	};
 	char dir[] = "/var/tmp/aioblk-dir-XXXXXX";
+	struct tc_fd before[64], after[64];
+	int nbefore, nafter;
+	unsigned i;
 
 	(void)state;
 	assert_int_equal(tc_make_dir(dir), 0);
-	expect_open_error(dir, NULL, -EISDIR); /* open(2) refuses O_RDWR on a directory */
-	expect_open_error(dir, &ro, -EISDIR);  /* read-only opens, then fstat tells */
+	nbefore = tc_list_fds(before, 64);
+	direct_msgs = 0;
+	aioblk_set_log_fn(count_direct_msgs, NULL);
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		struct aioblk_disk_opts opts = { .flags = flags[i] };
+
+		expect_open_error(dir, &opts, -EISDIR);
+	}
+	aioblk_set_log_fn(NULL, NULL);
+	/* Refused by type: no open was tried, so nothing about O_DIRECT was said, and no descriptor is left. */
+	assert_int_equal(direct_msgs, 0);
+	nafter = tc_list_fds(after, 64);
+	assert_int_equal(nafter, nbefore);
 	rmdir(dir);
 }
 

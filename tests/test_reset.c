@@ -2,7 +2,9 @@
 /*
  * Reset: completes once every request outstanding on any channel of the
  * disk at the moment of the reset has completed, and finishes under
- * continuous load from two threads (no livelock).
+ * continuous load from two threads (no livelock). It is accepted on a
+ * channel whose queue is full of I/O, and a reset held up by another group
+ * costs its eventfd group a bounded number of wake-ups, not one per I/O.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -141,6 +143,7 @@ struct loader {
 	_Atomic unsigned char *done; /* done[seq] set by the callback */
 	struct loader *peer;
 	int resets_done;
+	int full_resets; /* resets issued while every request slot was taken */
 	int violations;
 	int errors;
 	uint64_t rng;
@@ -245,6 +248,8 @@ loader_main(void *arg)
 		check.l = l;
 		check.own_mark = atomic_load(&l->accepted);
 		check.peer_mark = atomic_load(&l->peer->accepted);
+		if (aioblk_channel_inflight(l->ch) >= LOAD_QD)
+			l->full_resets++;
 		if (aioblk_reset(l->ch, check_reset_cb, &check)) {
 			l->errors++;
 			break;
@@ -283,7 +288,8 @@ test_reset_under_load(void **state)
 		assert_non_null(l[i].done);
 		assert_non_null(l[i].buf);
 		assert_int_equal(aioblk_group_create(0, &l[i].group), 0);
-		assert_int_equal(aioblk_channel_create(l[i].group, disk, LOAD_QD + 1, &l[i].ch), 0);
+		/* Exactly the load's depth: the resets are issued on a full channel. */
+		assert_int_equal(aioblk_channel_create(l[i].group, disk, LOAD_QD, &l[i].ch), 0);
 		l[i].peer = &l[1 - i];
 	}
 	/* 1: no loader has finished issuing yet (each subtracts one when it stops). */
@@ -293,8 +299,9 @@ test_reset_under_load(void **state)
 	for (i = 0; i < 2; i++)
 		assert_int_equal(pthread_join(t[i], NULL), 0);
 	for (i = 0; i < 2; i++) {
-		printf("thread %d: %u requests, %d resets\n", i, (unsigned)atomic_load(&l[i].accepted),
-		       l[i].resets_done);
+		printf("thread %d: %u requests, %d resets (%d on a full channel)\n", i,
+		       (unsigned)atomic_load(&l[i].accepted), l[i].resets_done, l[i].full_resets);
+		assert_true(l[i].full_resets > 0);
 		assert_int_equal(l[i].violations, 0);
 		assert_int_equal(l[i].errors, 0);
 		assert_int_equal(l[i].resets_done, RESETS_PER_THREAD);
@@ -410,6 +417,77 @@ test_reset_from_reset_callback_eventfd(void **state)
 	check_reset_chain(AIOBLK_GROUP_EVENTFD);
 }
 
+/*
+ * A reset on eventfd group A is held up by a write on group B, which nobody
+ * polls. Meanwhile group C runs continuous I/O on the same disk. C's
+ * progress cannot finish A's reset, so it must not write A's eventfd: the
+ * counter stays at the reset's own kick. When B is polled, A is woken once.
+ */
+static void
+test_blocked_reset_wakes_bounded(void **state)
+{
+	enum { C_QD = 16 };
+	struct aioblk_group *a, *b, *c;
+	struct aioblk_channel *cha, *chb, *chc;
+	struct tc_result w = { 0, 0 }, rs = { 0, 0 }, cr = { 0, 0 };
+	unsigned char *buf;
+	uint64_t value = 0, n = 4096 / aioblk_disk_block_size(disk), issued = 0;
+	int64_t end;
+	int efd, i;
+
+	(void)state;
+	buf = tc_alloc(4096, (C_QD + 1) * 4096);
+	assert_non_null(buf);
+	assert_int_equal(aioblk_group_create(AIOBLK_GROUP_EVENTFD, &a), 0);
+	assert_int_equal(aioblk_group_create(0, &b), 0);
+	assert_int_equal(aioblk_group_create(0, &c), 0);
+	assert_int_equal(aioblk_channel_create(a, disk, 4, &cha), 0);
+	assert_int_equal(aioblk_channel_create(b, disk, 4, &chb), 0);
+	assert_int_equal(aioblk_channel_create(c, disk, C_QD, &chc), 0);
+	efd = aioblk_group_fd(a);
+
+	/* C is busy before the reset too, so that its oldest request is older than it. */
+	for (i = 0; i < C_QD; i++, issued++)
+		assert_int_equal(aioblk_read(chc, buf + (size_t)i * 4096, (issued % 64) * n, n, tc_cb, &cr), 0);
+	assert_int_equal(aioblk_group_submit(c), C_QD);
+	assert_int_equal(aioblk_write(chb, buf + C_QD * 4096, 0, n, tc_cb, &w), 0);
+	assert_int_equal(aioblk_group_submit(b), 1);
+	assert_int_equal(aioblk_reset(cha, tc_cb, &rs), 0);
+
+	end = tc_now_ms() + 1000;
+	while (tc_now_ms() < end) {
+		int before = cr.count;
+
+		assert_true(aioblk_group_poll(c, 0) >= 0);
+		for (i = before; i < cr.count; i++, issued++)
+			assert_int_equal(
+				aioblk_read(chc, buf + (issued % C_QD) * 4096, (issued % 64) * n, n, tc_cb, &cr), 0);
+	}
+	assert_int_equal(cr.status, 0);
+	assert_int_equal(rs.count, 0);
+	/* Only the reset's own kick: nothing C did could finish it. */
+	assert_int_equal(read(efd, &value, sizeof(value)), (ssize_t)sizeof(value));
+	print_message("%llu reads on C, %llu eventfd signals to A\n", (unsigned long long)issued,
+		      (unsigned long long)value);
+	assert_true(issued > 1000);
+	assert_true(value <= 2);
+
+	/* B's write completes: now A's reset can finish, and A is told. */
+	assert_int_equal(tc_wait_count(b, &w, 1, 10000), 0);
+	assert_int_equal(tc_wait_count(a, &rs, 1, 10000), 0);
+	assert_int_equal(rs.status, 0);
+
+	while (aioblk_channel_inflight(chc))
+		assert_true(aioblk_group_poll(c, 0) >= 0);
+	assert_int_equal(aioblk_channel_destroy(cha), 0);
+	assert_int_equal(aioblk_channel_destroy(chb), 0);
+	assert_int_equal(aioblk_channel_destroy(chc), 0);
+	assert_int_equal(aioblk_group_destroy(a), 0);
+	assert_int_equal(aioblk_group_destroy(b), 0);
+	assert_int_equal(aioblk_group_destroy(c), 0);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -420,6 +498,7 @@ main(void)
 		cmocka_unit_test(test_resets_in_order),
 		cmocka_unit_test(test_reset_from_reset_callback),
 		cmocka_unit_test(test_reset_from_reset_callback_eventfd),
+		cmocka_unit_test(test_blocked_reset_wakes_bounded),
 	};
 
 	return tc_run_group(tests, setup, teardown);

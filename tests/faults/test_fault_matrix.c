@@ -375,9 +375,12 @@ wait_poll_errors(void **state)
 	(void)state;
 	log_to_fake();
 	assert_int_equal(fx_open(&fx, FILE_BYTES, 0, AIOBLK_GROUP_EVENTFD, 8), 0);
-	/* Nothing outstanding: wait returns at once, without poll(2). */
-	assert_int_equal(aioblk_group_wait(fx.group, -1), 0);
-	assert_int_equal(fake_calls[FAKE_POLL_IN], 0);
+	/* Nothing outstanding: wait sleeps its timeout in ppoll(2) on the eventfd, like poll(2). */
+	assert_int_equal(aioblk_group_wait(fx.group, 20), 0);
+	assert_true(fake_calls[FAKE_POLL_IN] >= 1);
+	/* An error of that sleep comes back as it is. */
+	fake_fail(FAKE_POLL_IN, -ENOMEM, 1);
+	assert_int_equal(aioblk_group_wait(fx.group, 20), -ENOMEM);
 
 	assert_int_equal(aioblk_write(fx.ch, buf, 0, BS / fx.bs, fx_cb, &r), 0);
 	fake_fail(FAKE_POLL_IN, -ENOMEM, 1);

@@ -93,6 +93,7 @@ struct chan {
 	size_t bounce_size;
 	unsigned bounce_used;
 	unsigned inflight;
+	unsigned resets; /* of those, resets: they take no request slot */
 };
 
 struct op {
@@ -211,6 +212,8 @@ op_cb(void *arg, int status)
 		break;
 	}
 	c->inflight--;
+	if (op->kind == K_RESET)
+		c->resets--;
 	if (op->unaligned)
 		c->bounce_used--;
 	unlink_op(op);
@@ -247,6 +250,8 @@ track(struct op *op)
 	*link = op;
 	W.nops++;
 	op->c->inflight++;
+	if (op->kind == K_RESET)
+		op->c->resets++;
 	if (op->unaligned)
 		op->c->bounce_used++;
 }
@@ -479,6 +484,7 @@ do_channel_create(void)
 			0;
 	c->bounce_used = 0;
 	c->inflight = 0;
+	c->resets = 0;
 	CHECK(aioblk_channel_inflight(c->ch) == 0);
 }
 
@@ -575,7 +581,7 @@ do_rw(bool write)
 	MAY(num_blocks == 0, -EINVAL);
 	MAY(off_blocks + num_blocks < off_blocks || off_blocks + num_blocks > nblocks, -EINVAL);
 	MAY(write && W.readonly, -EROFS);
-	MAY(c->inflight >= c->qd, -EAGAIN);
+	MAY(c->inflight - c->resets >= c->qd, -EAGAIN);
 
 	op = new_op(write ? K_WRITE : K_READ, c);
 	len = num_blocks && num_blocks < 64 ? (size_t)(num_blocks * W.bs) : 0;
@@ -704,7 +710,8 @@ do_simple(enum kind kind)
 	rc = kind == K_FLUSH ? aioblk_flush(c->ch, op_cb, op) : aioblk_reset(c->ch, op_cb, op);
 	TRACE("%s seq %llu chan %d: %d\n", kind == K_FLUSH ? "flush" : "reset", (unsigned long long)op->seq,
 	      (int)(c - W.chans), rc);
-	if (c->inflight >= c->qd) {
+	/* A reset takes no request slot: it is accepted on a full channel. */
+	if (kind == K_FLUSH && c->inflight - c->resets >= c->qd) {
 		CHECK(rc == -EAGAIN);
 		free(op);
 		return;
@@ -729,7 +736,7 @@ do_zero(bool unmap)
 	MAY(num_blocks == 0 || off_blocks + num_blocks > nblocks, -EINVAL);
 	MAY(W.readonly, -EROFS);
 	MAY(unmap && !aioblk_disk_supports(W.disk, AIOBLK_IO_UNMAP), -EOPNOTSUPP);
-	MAY(c->inflight >= c->qd, -EAGAIN);
+	MAY(c->inflight - c->resets >= c->qd, -EAGAIN);
 	op = new_op(unmap ? K_UNMAP : K_ZERO, c);
 	op->off = off_blocks * W.bs;
 	op->len = num_blocks * W.bs;

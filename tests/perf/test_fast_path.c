@@ -82,13 +82,13 @@ int __real_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struc
 				   struct timespec *timeout);
 int __real_aioblk_sys_eventfd_read(int fd, uint64_t *value);
 int __real_aioblk_sys_eventfd_write(int fd, uint64_t value);
-int __real_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __real_aioblk_sys_poll_in(int fd, const struct timespec *timeout);
 int __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
 int __wrap_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
 				   struct timespec *timeout);
 int __wrap_aioblk_sys_eventfd_read(int fd, uint64_t *value);
 int __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value);
-int __wrap_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout);
 
 int
 __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs)
@@ -124,10 +124,10 @@ __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value)
 }
 
 int
-__wrap_aioblk_sys_poll_in(int fd, int timeout_ms)
+__wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout)
 {
 	atomic_fetch_add(&n_poll_in, 1);
-	return __real_aioblk_sys_poll_in(fd, timeout_ms);
+	return __real_aioblk_sys_poll_in(fd, timeout);
 }
 
 static unsigned long

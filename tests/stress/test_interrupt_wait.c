@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * aioblk_group_wait(): it returns 0 when the timeout passes with I/O that
- * cannot complete, 0 at once when nothing is outstanding, and > 0 with the
- * callback run as soon as something completes, also when the completion is
- * a reset that another thread's poll makes possible. In eventfd mode it
- * sleeps in poll(2); without the flag it busy-polls: both are tested.
+ * aioblk_group_wait() behaves like poll(2): it returns 0 when the timeout
+ * has passed, never before, also when nothing is outstanding (then it
+ * sleeps, it does not spin), and > 0 with the callback run as soon as
+ * something completes, also when the completion is a reset that another
+ * thread's poll makes possible. In eventfd mode it sleeps in ppoll(2);
+ * without the flag it busy-polls while something is outstanding and sleeps
+ * otherwise: both are tested.
  *
  * Something that cannot complete quickly: a reset on group A waits for a
  * write on group B, and group B is not polled. The write is done in the
@@ -25,10 +27,19 @@
 #include "stress.h"
 
 #define FILE_BYTES (4u * 1024u * 1024u)
-/* Lower bound slack for a timeout: clocks are read in whole milliseconds. */
-#define SLACK_MS 20
 /* "Returned long before the timeout": half of a generous timeout. */
 #define LONG_TIMEOUT_MS 30000
+#define NS_PER_MS 1000000LL
+
+/* CPU time this thread used: a wait that sleeps uses next to none. */
+static int64_t
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 struct blocker {
 	char path[256];
@@ -89,12 +100,12 @@ timeout_case(uint32_t a_flags)
 	blocker_open(&bl, a_flags, AIOBLK_DISK_BUFFERED);
 	blocker_arm(&bl, NULL, NULL);
 
-	t0 = tc_now_ms();
+	t0 = tc_now_ns();
 	rc = aioblk_group_wait(bl.a, 200);
-	elapsed = tc_now_ms() - t0;
+	elapsed = tc_now_ns() - t0;
 	assert_int_equal(rc, 0);
 	assert_int_equal(bl.rs.count, 0);
-	assert_true(elapsed >= 200 - SLACK_MS);
+	assert_true(elapsed >= 200 * NS_PER_MS);
 
 	/* 0: poll once, never sleep. */
 	assert_int_equal(aioblk_group_wait(bl.a, 0), 0);
@@ -127,7 +138,26 @@ test_wait_timeout_busy_poll(void **state)
 	timeout_case(0);
 }
 
-/* Nothing accepted, nothing can complete: wait must not sleep for its timeout, nor forever. */
+/* One idle wait(@ms): 0, not before the deadline, and asleep (little CPU) all along. */
+static void
+expect_idle_wait(struct aioblk_group *g, int ms)
+{
+	int64_t t0 = tc_now_ns(), c0 = cpu_ns(), elapsed, cpu;
+
+	assert_int_equal(aioblk_group_wait(g, ms), 0);
+	elapsed = tc_now_ns() - t0;
+	cpu = cpu_ns() - c0;
+	if (elapsed < ms * NS_PER_MS || cpu > elapsed / 4)
+		print_message("idle wait(%d): %lld ns, %lld ns of CPU\n", ms, (long long)elapsed, (long long)cpu);
+	assert_true(elapsed >= ms * NS_PER_MS);
+	assert_true(cpu <= elapsed / 4);
+}
+
+/*
+ * Nothing accepted, nothing can complete: wait sleeps for its timeout like
+ * poll(2), in both modes, rather than returning at once (a thread that
+ * loops on wait(g, 100) would spin) or spinning.
+ */
 static void
 test_wait_nothing_outstanding(void **state)
 {
@@ -136,7 +166,6 @@ test_wait_nothing_outstanding(void **state)
 	struct aioblk_group *g;
 	struct aioblk_channel *ch;
 	char path[256];
-	int64_t t0;
 	unsigned i;
 
 	assert_int_equal(tc_make_file(NULL, FILE_BYTES, path, sizeof(path)), 0);
@@ -144,18 +173,60 @@ test_wait_nothing_outstanding(void **state)
 	for (i = 0; i < 2; i++) {
 		assert_int_equal(aioblk_group_create(flags[i], &g), 0);
 		/* A group without channels, then with an idle one. */
-		t0 = tc_now_ms();
-		assert_int_equal(aioblk_group_wait(g, LONG_TIMEOUT_MS), 0);
-		assert_int_equal(aioblk_group_wait(g, -1), 0);
+		expect_idle_wait(g, 50);
 		assert_int_equal(aioblk_channel_create(g, disk, 4, &ch), 0);
-		assert_int_equal(aioblk_group_wait(g, LONG_TIMEOUT_MS), 0);
-		assert_int_equal(aioblk_group_wait(g, -1), 0);
-		assert_true(tc_now_ms() - t0 < LONG_TIMEOUT_MS / 2);
+		expect_idle_wait(g, 50);
+		assert_int_equal(aioblk_group_wait(g, 0), 0);
 		assert_int_equal(aioblk_channel_destroy(ch), 0);
 		assert_int_equal(aioblk_group_destroy(g), 0);
 	}
 	assert_int_equal(aioblk_group_wait(NULL, 0), -EINVAL);
 	assert_int_equal(aioblk_disk_close(disk), 0);
+}
+
+/*
+ * Short timeouts are kept to the nanosecond: 20 wait(3) calls, each with
+ * a reset outstanding that cannot finish (busy-poll mode spins then) and
+ * each on an idle group (it sleeps), are never shorter than 3 ms.
+ */
+static void
+expect_waits_not_early(struct aioblk_group *g)
+{
+	int64_t t0;
+	unsigned i;
+
+	for (i = 0; i < 20; i++) {
+		t0 = tc_now_ns();
+		assert_int_equal(aioblk_group_wait(g, 3), 0);
+		assert_true(tc_now_ns() - t0 >= 3 * NS_PER_MS);
+	}
+}
+
+static void
+never_early_case(uint32_t a_flags)
+{
+	struct blocker bl;
+
+	blocker_open(&bl, a_flags, AIOBLK_DISK_BUFFERED);
+	blocker_arm(&bl, NULL, NULL);
+	expect_waits_not_early(bl.a);
+	assert_int_equal(aioblk_group_poll(bl.b, 0), 1);
+	assert_int_equal(aioblk_group_wait(bl.a, LONG_TIMEOUT_MS), 1);
+	assert_int_equal(bl.rs.count, 1);
+	expect_waits_not_early(bl.a);
+	blocker_close(&bl);
+}
+
+static void
+test_wait_never_early_busy_poll(void **state)
+{
+	never_early_case(0);
+}
+
+static void
+test_wait_never_early_eventfd(void **state)
+{
+	never_early_case(AIOBLK_GROUP_EVENTFD);
 }
 
 /* wait hands queued requests to the kernel itself and returns once their callbacks ran. */
@@ -363,6 +434,79 @@ test_reset_completes_after_earlier_callbacks(void **state)
 	blocker_close(&bl);
 }
 
+/*
+ * A wait asleep is woken promptly: another thread polls B 20 ms into A's
+ * wait(1000), which lets A's reset finish; A's wait returns. The time from
+ * the end of B's poll to A's return is the wake-up latency; its median over
+ * the rounds stays under 1 ms (single rounds can be delayed by the
+ * scheduler on a loaded machine, so the median is what is held to it).
+ */
+struct waker {
+	struct blocker *bl;
+	int64_t polled_at;
+};
+
+static void *
+waker_main(void *arg)
+{
+	struct waker *w = arg;
+
+	st_sleep_ms(20);
+	assert_int_equal(aioblk_group_poll(w->bl->b, 0), 1);
+	w->polled_at = tc_now_ns();
+	return NULL;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+wakes_promptly_case(uint32_t a_flags)
+{
+	enum { ROUNDS = 15 };
+	int64_t latency[ROUNDS], returned;
+	struct blocker bl;
+	struct waker w;
+	pthread_t t;
+	unsigned i;
+
+	blocker_open(&bl, a_flags, AIOBLK_DISK_BUFFERED);
+	for (i = 0; i < ROUNDS; i++) {
+		memset(&bl.w, 0, sizeof(bl.w));
+		memset(&bl.rs, 0, sizeof(bl.rs));
+		blocker_arm(&bl, NULL, NULL);
+		w = (struct waker){ .bl = &bl };
+		assert_int_equal(pthread_create(&t, NULL, waker_main, &w), 0);
+		assert_int_equal(aioblk_group_wait(bl.a, 1000), 1);
+		returned = tc_now_ns();
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(bl.rs.count, 1);
+		latency[i] = returned - w.polled_at;
+	}
+	qsort(latency, ROUNDS, sizeof(latency[0]), cmp_i64);
+	print_message("wake-up latency: median %lld ns, max %lld ns\n", (long long)latency[ROUNDS / 2],
+		      (long long)latency[ROUNDS - 1]);
+	assert_true(latency[ROUNDS / 2] < 1 * NS_PER_MS);
+	blocker_close(&bl);
+}
+
+static void
+test_wait_wakes_promptly_eventfd(void **state)
+{
+	wakes_promptly_case(AIOBLK_GROUP_EVENTFD);
+}
+
+static void
+test_wait_wakes_promptly_busy_poll(void **state)
+{
+	wakes_promptly_case(0);
+}
+
 int
 main(void)
 {
@@ -370,6 +514,10 @@ main(void)
 		cmocka_unit_test(test_wait_timeout_eventfd),
 		cmocka_unit_test(test_wait_timeout_busy_poll),
 		cmocka_unit_test(test_wait_nothing_outstanding),
+		cmocka_unit_test(test_wait_never_early_busy_poll),
+		cmocka_unit_test(test_wait_never_early_eventfd),
+		cmocka_unit_test(test_wait_wakes_promptly_eventfd),
+		cmocka_unit_test(test_wait_wakes_promptly_busy_poll),
 		cmocka_unit_test(test_wait_returns_after_completion_direct),
 		cmocka_unit_test(test_wait_returns_after_completion_buffered),
 		cmocka_unit_test(test_wait_returns_after_completion_busy_poll),

@@ -28,7 +28,7 @@ int __real_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struc
 int __real_aioblk_sys_eventfd(void);
 int __real_aioblk_sys_eventfd_read(int fd, uint64_t *value);
 int __real_aioblk_sys_eventfd_write(int fd, uint64_t value);
-int __real_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __real_aioblk_sys_poll_in(int fd, const struct timespec *timeout);
 int __real_aioblk_sys_fdatasync(int fd);
 int __real_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
 int __real_aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);
@@ -43,7 +43,7 @@ int __wrap_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struc
 int __wrap_aioblk_sys_eventfd(void);
 int __wrap_aioblk_sys_eventfd_read(int fd, uint64_t *value);
 int __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value);
-int __wrap_aioblk_sys_poll_in(int fd, int timeout_ms);
+int __wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout);
 int __wrap_aioblk_sys_fdatasync(int fd);
 int __wrap_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
 int __wrap_aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);
@@ -82,6 +82,8 @@ static unsigned nresult;
 
 static bool kernel_on, kernel_bad_magic, corrupt_on, blockdev_on, blockdev_gone;
 static uint32_t blockdev_sector;
+static bool dio_on;
+static uint32_t dio_mem, dio_offset;
 
 /* Fake contexts: rings in user memory. */
 #define MAX_FAKE_CTX 64
@@ -103,6 +105,7 @@ fake_reset(void)
 	kernel_on = kernel_bad_magic = corrupt_on = false;
 	blockdev_on = blockdev_gone = false;
 	blockdev_sector = 0;
+	dio_on = false;
 	fake_log_clear();
 }
 
@@ -180,6 +183,14 @@ fake_blockdev(bool on, uint32_t sector)
 {
 	blockdev_on = on;
 	blockdev_sector = sector;
+}
+
+void
+fake_dio_align(bool on, uint32_t mem_align, uint32_t offset_align)
+{
+	dio_on = on;
+	dio_mem = mem_align;
+	dio_offset = offset_align;
 }
 
 void
@@ -572,11 +583,11 @@ __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value)
 }
 
 int
-__wrap_aioblk_sys_poll_in(int fd, int timeout_ms)
+__wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout)
 {
 	int rc = take_fail(FAKE_POLL_IN);
 
-	return rc ? rc : __real_aioblk_sys_poll_in(fd, timeout_ms);
+	return rc ? rc : __real_aioblk_sys_poll_in(fd, timeout);
 }
 
 int
@@ -595,8 +606,14 @@ __wrap_aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info)
 	if (rc)
 		return rc;
 	rc = __real_aioblk_sys_file_info(fd, info);
+	if (rc == 0 && dio_on && info->type == S_IFREG) {
+		info->dio_known = true;
+		info->dio_mem_align = dio_mem;
+		info->dio_offset_align = dio_offset;
+	}
 	if (rc == 0 && blockdev_on && info->type == S_IFREG) {
 		info->type = S_IFBLK;
+		info->dio_known = false;
 		info->dio_mem_align = 0;
 		info->dio_offset_align = 0;
 	}

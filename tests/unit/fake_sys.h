@@ -109,6 +109,11 @@ void fake_kernel(bool on, bool bad_magic);
 void fake_corrupt_ring(bool on);
 /* Pretend the open file is a block device of @sector bytes; blkdev size answers with the file's size. */
 void fake_blockdev(bool on, uint32_t sector);
+/*
+ * statx on regular files reports STATX_DIOALIGN with these alignments
+ * (0 and 0: the file cannot do direct I/O), whatever the file system says.
+ */
+void fake_dio_align(bool on, uint32_t mem_align, uint32_t offset_align);
 /* Pretend the block device now reads a size of zero. */
 void fake_blockdev_gone(bool gone);
 

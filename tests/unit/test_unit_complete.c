@@ -22,6 +22,7 @@
 #include "common.h"
 #include "fake_sys.h"
 #include "fixture.h"
+#include "internal.h"
 
 #define FILE_BYTES (1024u * 1024u)
 #define LEN 16384u /* one request */
@@ -394,15 +395,17 @@ nowait_eagain_twice_fails(void **state)
 	assert_int_equal(fake_nlog, 2);
 }
 
-/* io_submit refuses RWF_NOWAIT with EOPNOTSUPP: the read is resubmitted without, and NOWAIT stays off. */
+/*
+ * io_submit refuses RWF_NOWAIT with @err: EOPNOTSUPP (the file lacks
+ * FMODE_NOWAIT) or EINVAL (a kernel before 4.13 takes no aio_rw_flags).
+ * The read is resubmitted without, and NOWAIT stays off.
+ */
 static void
-nowait_refused_at_submit(void **state)
+check_nowait_refused_at_submit(struct ctx *c, int err)
 {
-	struct ctx *c = *state;
-
 	assert_int_equal(write_one(c, 17), 0);
 	fake_nlog = 0;
-	fake_refuse_offset(OFF, -EOPNOTSUPP, 1);
+	fake_refuse_offset(OFF, err, 1);
 	/* Outside a poll: the submit that retries it without the flag counts it as taken, once. */
 	memset(c->buf, 0xee, LEN);
 	c->r.count = 0;
@@ -413,11 +416,76 @@ nowait_refused_at_submit(void **state)
 	assert_int_equal(c->r.status, 0);
 	assert_int_equal(tc_check(c->buf, LEN, 17), -1);
 	assert_int_equal(fake_nlog, 2);
-	assert_int_equal(fake_log[0].refused, EOPNOTSUPP);
+	assert_int_equal(fake_log[0].refused, -err);
 	assert_true(fake_log[0].rw_flags & RWF_NOWAIT);
 	assert_false(fake_log[1].rw_flags & RWF_NOWAIT);
 	assert_int_equal(read_one(c), 0);
 	assert_false(fake_log[2].rw_flags & RWF_NOWAIT);
+}
+
+static void
+nowait_refused_at_submit(void **state)
+{
+	check_nowait_refused_at_submit(*state, -EOPNOTSUPP);
+}
+
+static void
+nowait_einval_at_submit(void **state)
+{
+	check_nowait_refused_at_submit(*state, -EINVAL);
+}
+
+/*
+ * io_event.res as libaio declares it on a 32-bit build: an unsigned long
+ * of 32 bits, which holds the kernel's 64-bit result truncated. Negative
+ * errnos and the largest transfer (MAX_RW_COUNT) must decode as the kernel
+ * meant them; a 64-bit build takes the value as it is.
+ */
+static void
+res_decoded_at_32_bits(void **state)
+{
+	(void)state;
+	assert_int_equal(event_res_from(0xfffffffbu, 4), -EIO);
+	assert_int_equal(event_res_from(0xffffffe4u, 4), -ENOSPC);
+	assert_int_equal(event_res_from((uint32_t)-4095, 4), -4095);
+	assert_int_equal(event_res_from(0, 4), 0);
+	assert_int_equal(event_res_from(4096, 4), 4096);
+	assert_int_equal(event_res_from(0x7ffff000u, 4), 0x7ffff000);
+	assert_int_equal(event_res_from((uint64_t)-5, 8), -5);
+	assert_int_equal(event_res_from(0x100000000ull, 8), 0x100000000ll);
+	assert_int_equal(event_res_from(0xfffffffbu, 8), 0xfffffffbll);
+}
+
+/*
+ * statx says the file cannot do direct I/O (STATX_DIOALIGN with an offset
+ * alignment of 0) although open(O_DIRECT) succeeded: it is opened
+ * buffered, and REQUIRE_DIRECT refuses it with -EINVAL.
+ */
+static void
+dio_align_zero_means_buffered(void **state)
+{
+	struct aioblk_disk_opts req = { .flags = AIOBLK_DISK_REQUIRE_DIRECT };
+	struct aioblk_disk *disk;
+	char path[256];
+
+	(void)state;
+	fake_reset();
+	assert_int_equal(tc_make_file(NULL, FILE_BYTES, path, sizeof(path)), 0);
+	fake_dio_align(true, 0, 0);
+	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
+	assert_false(aioblk_disk_is_direct(disk));
+	assert_int_equal(aioblk_disk_buf_align(disk), 1);
+	assert_int_equal(aioblk_disk_block_size(disk), 512);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	assert_int_equal(aioblk_disk_open(path, &req, &disk), -EINVAL);
+	/* Alignments reported: they are used. */
+	fake_dio_align(true, 512, 4096);
+	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
+	assert_true(aioblk_disk_is_direct(disk));
+	assert_int_equal(aioblk_disk_block_size(disk), 4096);
+	assert_int_equal(aioblk_disk_buf_align(disk), 512);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	fake_reset();
 }
 
 /*
@@ -482,6 +550,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(nowait_eagain_retried_once, setup_nowait, teardown),
 		cmocka_unit_test_setup_teardown(nowait_eagain_twice_fails, setup_nowait, teardown),
 		cmocka_unit_test_setup_teardown(nowait_refused_at_submit, setup_nowait, teardown),
+		cmocka_unit_test_setup_teardown(nowait_einval_at_submit, setup_nowait, teardown),
+		cmocka_unit_test(res_decoded_at_32_bits),
+		cmocka_unit_test(dio_align_zero_means_buffered),
 		cmocka_unit_test_setup_teardown(device_lost_after_error, setup_nowait, teardown),
 		cmocka_unit_test_setup_teardown(device_error_not_lost, setup_nowait, teardown),
 	};
