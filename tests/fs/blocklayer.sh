@@ -16,7 +16,7 @@ skip() {
 
 [ "$(id -u)" = 0 ] || skip "needs root (tracefs, loop devices, zram)"
 if [ -z "${AIOBLK_BLOCKLAYER_NS:-}" ]; then
-	command -v unshare >/dev/null 2>&1 || skip "no unshare(1)"
+	unshare -m --propagation private true 2>/dev/null || skip "no private mount namespace (unshare -m)"
 	AIOBLK_BLOCKLAYER_NS=1 exec unshare -m --propagation private "$0" "$@"
 	skip "unshare -m failed"
 fi
