@@ -330,14 +330,12 @@ make_target(struct target *t, const char *kind)
 
 /* ---- the checks ---- */
 
+/* A callback that first marks the trace, so that what reached the device before it shows. */
 static void
 mark_cb(void *arg, int status)
 {
-	struct tc_result *r = arg;
-
-	tr_mark("callback"); /* before anything else the callback does */
+	tr_mark("callback");
 	tc_cb(arg, status);
-	(void)r;
 }
 
 static void
@@ -551,8 +549,6 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_zram),        cmocka_unit_test(test_file_ext4),
 		cmocka_unit_test(test_file_xfs),    cmocka_unit_test(test_file_btrfs),
 	};
-	char clock[64];
-
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s TRACE-INSTANCE-DIR (run it through blocklayer.sh)\n", argv[0]);
 		return 2;
@@ -560,8 +556,7 @@ main(int argc, char **argv)
 	instance = argv[1];
 	tc_require_root("loop devices, zram, tracefs");
 	/* One clock for all CPUs, so that the merged buffer is in the order things happened. */
-	snprintf(clock, sizeof(clock), "mono");
-	if (tr_write("trace_clock", clock) < 0 && tr_write("trace_clock", "global") < 0) {
+	if (tr_write("trace_clock", "mono") < 0 && tr_write("trace_clock", "global") < 0) {
 		fprintf(stderr, "cannot set the instance's trace clock\n");
 		return 1;
 	}

@@ -9,7 +9,9 @@
  * On a file of that file system it checks what aioblk promises:
  * - open: O_DIRECT or not, block size, buffer and length alignment as
  *   statx(STATX_DIOALIGN) says for the file (a file whose statx reports an
- *   offset alignment of 0 cannot do direct I/O: buffered);
+ *   offset alignment of 0 cannot do direct I/O: buffered; one that refuses
+ *   O_DIRECT falls back to buffered); opening changes nothing of the file
+ *   (recorded; required when open makes no fallocate or pwrite call);
  * - round trips with iovec layouts at the alignment edges, refusals just
  *   past them, a buffered layout of odd sizes at odd addresses;
  * - short reads at the end of a file shrunk behind the library's back;
