@@ -181,6 +181,7 @@ chan_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_a
 	req->status = 0;
 	req->nowait_retried = false;
 	req->fua = false;
+	req->tags = 0;
 	return req;
 }
 
@@ -356,14 +357,119 @@ submit_refused(struct aioblk_channel *ch, struct aioblk_req *req, int err)
 	chan_complete_later(ch, req, err);
 }
 
+/* Device requests an iocb becomes: the kernel splits a transfer at the queue's max_sectors_kb. */
+static unsigned
+iocb_tags(const struct aioblk_disk *disk, const struct aioblk_req *req)
+{
+	uint32_t max = atomic_load_explicit(&disk->max_request, memory_order_relaxed);
+	uint64_t n;
+
+	if (!max || req->op == OP_FLUSH || req->len <= req->done)
+		return 1;
+	n = (req->len - req->done + max - 1) / max;
+	return n > UINT16_MAX ? UINT16_MAX : (unsigned)n;
+}
+
+/*
+ * Room in the device's queue for the first iocbs of the batch, at most @n:
+ * reserve their device requests and return how many fit (0: none). A
+ * request larger than the whole queue goes alone into an idle one.
+ */
+static unsigned
+limit_reserve(struct aioblk_channel *ch, unsigned n, unsigned limit)
+{
+	struct aioblk_disk *disk = ch->disk;
+	bool shared = atomic_load_explicit(&disk->queue_shared, memory_order_relaxed);
+	unsigned used, room, k, tags, t;
+	struct aioblk_req *req;
+
+	for (;;) {
+		used = shared ? atomic_load(&disk->in_device) : ch->tags_held;
+		room = used < limit ? limit - used : 0;
+		for (k = 0, tags = 0; k < n; k++) {
+			req = ch->batch[ch->batch_head + k]->data;
+			t = iocb_tags(disk, req);
+			req->tags = (uint16_t)t;
+			if (tags + t > room) {
+				if (k == 0 && used == 0)
+					tags = t, k = 1;
+				break;
+			}
+			tags += t;
+		}
+		if (k == 0)
+			return 0;
+		if (!shared) {
+			ch->tags_held += tags;
+			return k;
+		}
+		/* seq_cst: pairs with the waiters' count in chan_release_tags. */
+		if (atomic_compare_exchange_weak(&disk->in_device, &used, used + tags))
+			return k;
+	}
+}
+
+/*
+ * Give back device requests: of reaped completions, or reserved for iocbs
+ * the kernel did not take. Eventfd channels of other groups that wait for
+ * room with nothing of their own in the kernel are woken.
+ */
+void
+chan_release_tags(struct aioblk_channel *ch, unsigned tags)
+{
+	struct aioblk_disk *disk = ch->disk;
+
+	if (!atomic_load_explicit(&disk->queue_shared, memory_order_relaxed)) {
+		ch->tags_held -= tags;
+		return;
+	}
+	atomic_fetch_sub(&disk->in_device, tags);
+	if (unlikely(atomic_load(&disk->limit_waiters)))
+		disk_wake_limit_waiters(disk, ch->wake);
+}
+
+static void
+unblock(struct aioblk_channel *ch)
+{
+	if (atomic_exchange(&ch->limit_blocked, false))
+		atomic_fetch_sub(&ch->disk->limit_waiters, 1);
+}
+
+/*
+ * How many of the @n queued iocbs may go to the kernel now without
+ * io_submit sleeping for a device request (0: none; they stay queued).
+ * An eventfd channel with nothing in the kernel that finds no room waits
+ * for another channel's completion to wake it: it says so first, then
+ * looks once more (both seq_cst), so that no release slips between.
+ */
+static unsigned
+limit_admit(struct aioblk_channel *ch, unsigned n, unsigned limit)
+{
+	struct aioblk_disk *disk = ch->disk;
+	unsigned k = limit_reserve(ch, n, limit);
+
+	if (k == 0 && ch->in_kernel == 0 && ch->wake->efd >= 0 && atomic_load(&disk->queue_shared)) {
+		if (!atomic_exchange(&ch->limit_blocked, true))
+			atomic_fetch_add(&disk->limit_waiters, 1);
+		k = limit_reserve(ch, n, limit);
+	}
+	if (k && unlikely(atomic_load_explicit(&ch->limit_blocked, memory_order_relaxed)))
+		unblock(ch);
+	return k;
+}
+
 /*
  * Hand the queued iocbs to the kernel. io_submit stops at the first iocb it
  * cannot take: it returns how many it took, or the error of that first one.
  * Only EAGAIN means "later"; any other error belongs to that one request.
+ * Where the device's queue is limited (aioblk_disk_queue_limit), only what
+ * fits goes; the rest waits for room like a kernel EAGAIN.
  */
 int
 chan_submit(struct aioblk_channel *ch)
 {
+	unsigned limit = atomic_load_explicit(&ch->disk->queue_limit, memory_order_relaxed);
+	unsigned n, i, unused;
 	int taken = 0;
 	int rc;
 
@@ -374,8 +480,23 @@ chan_submit(struct aioblk_channel *ch)
 			chan_complete_later(ch, (struct aioblk_req *)ch->batch[ch->batch_head++]->data, -ENODEV);
 	}
 	while (ch->batch_head < ch->batch_tail) {
-		rc = aioblk_sys_io_submit(ch->ctx, ch->batch_tail - ch->batch_head, ch->batch + ch->batch_head);
+		n = ch->batch_tail - ch->batch_head;
+		if (unlikely(limit)) {
+			n = limit_admit(ch, n, limit);
+			if (!n) {
+				ch->stats.retries++;
+				break;
+			}
+		}
+		rc = aioblk_sys_io_submit(ch->ctx, n, ch->batch + ch->batch_head);
 		ch->stats.io_submit_calls++;
+		if (unlikely(limit)) {
+			/* What the kernel did not take gives its room back. */
+			for (i = rc > 0 ? (unsigned)rc : 0, unused = 0; i < n; i++)
+				unused += ((struct aioblk_req *)ch->batch[ch->batch_head + i]->data)->tags;
+			if (unused)
+				chan_release_tags(ch, unused);
+		}
 		if (likely(rc > 0)) {
 			ch->batch_head += (unsigned)rc;
 			ch->in_kernel += (unsigned)rc;
@@ -423,6 +544,8 @@ bool
 chan_needs_kick(const struct aioblk_channel *ch)
 {
 	/* Work that no kernel completion will announce. */
-	return ch->done_head || (ch->batch_head < ch->batch_tail && ch->in_kernel == 0) ||
+	return ch->done_head ||
+	       (ch->batch_head < ch->batch_tail && ch->in_kernel == 0 &&
+		!atomic_load_explicit(&ch->limit_blocked, memory_order_relaxed)) ||
 	       (unlikely(ch->resets_head != NULL) && reset_ready(ch));
 }

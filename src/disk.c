@@ -10,7 +10,9 @@
 
 #include "internal.h"
 
-#define KNOWN_DISK_FLAGS (AIOBLK_DISK_READONLY | AIOBLK_DISK_REQUIRE_DIRECT | AIOBLK_DISK_BUFFERED | AIOBLK_DISK_NOWAIT)
+#define KNOWN_DISK_FLAGS                                                                                 \
+	(AIOBLK_DISK_READONLY | AIOBLK_DISK_REQUIRE_DIRECT | AIOBLK_DISK_BUFFERED | AIOBLK_DISK_NOWAIT | \
+	 AIOBLK_DISK_NO_QUEUE_LIMIT)
 
 static bool
 is_pow2(uint64_t v)
@@ -223,6 +225,62 @@ detect_unmap(struct aioblk_disk *disk)
 		atomic_store(&disk->unmap_mode, UNMAP_PUNCH);
 }
 
+/*
+ * Read sysfs attribute @attr of the block device's queue as a number: the
+ * device's own queue/, or its parent's for a partition (which has none).
+ */
+static int
+read_queue_attr(const struct aioblk_disk *disk, const char *attr, unsigned long long *value)
+{
+	char path[128], text[32];
+	int rc;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", disk->rdev_major, disk->rdev_minor, attr);
+	rc = aioblk_sys_read_text(path, text, sizeof(text));
+	if (rc == -ENOENT) {
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../%s", disk->rdev_major, disk->rdev_minor, attr);
+		rc = aioblk_sys_read_text(path, text, sizeof(text));
+	}
+	if (rc == 0)
+		*value = strtoull(text, NULL, 10);
+	return rc;
+}
+
+/*
+ * How many requests the device's queue takes before io_submit would sleep
+ * for one (a tag): queue/nr_requests, for drivers with request queues
+ * (their hardware queues are listed in mq/; bio-based drivers such as zram
+ * have none and never make a submitter wait for a tag). With one hardware
+ * queue every submitter shares it; with several, each thread submits to
+ * its CPU's. Direct I/O on block devices only: buffered I/O is done
+ * inside io_submit anyway, and files have no queue of their own.
+ */
+static void
+detect_queue_limit(struct aioblk_disk *disk, bool at_open)
+{
+	unsigned long long nr = 0, max_kb = 0;
+	char path[128];
+	unsigned hwq = 0;
+
+	if (disk->blockdev && disk->direct && !disk->queue_limit_off) {
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/mq", disk->rdev_major, disk->rdev_minor);
+		if (aioblk_sys_count_dir(path, &hwq) == -ENOENT) {
+			snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../mq", disk->rdev_major, disk->rdev_minor);
+			aioblk_sys_count_dir(path, &hwq);
+		}
+	}
+	if (hwq == 0 || read_queue_attr(disk, "queue/nr_requests", &nr) < 0)
+		nr = 0;
+	if (nr && (read_queue_attr(disk, "queue/max_sectors_kb", &max_kb) < 0 || max_kb >= UINT32_MAX / 1024))
+		max_kb = 0;
+	atomic_store(&disk->max_request, (uint32_t)(max_kb * 1024));
+	/* Once: requests in flight are counted the way they were reserved. */
+	if (at_open)
+		atomic_store(&disk->queue_shared, hwq == 1);
+	/* Stored last: a submitter that sees the limit sees how to count against it. */
+	atomic_store(&disk->queue_limit, nr > 65536 ? 65536u : (unsigned)nr);
+}
+
 static void
 free_disk(struct aioblk_disk *disk)
 {
@@ -299,12 +357,15 @@ aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct a
 	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
 	atomic_store(&disk->nowait, disk->blockdev && disk->direct && (opts->flags & AIOBLK_DISK_NOWAIT));
 	atomic_store(&disk->flush_mode, FLUSH_ASYNC);
+	disk->queue_limit_off = opts->flags & AIOBLK_DISK_NO_QUEUE_LIMIT;
+	detect_queue_limit(disk, true);
 	detect_unmap(disk);
 	offload_ref();
 
-	aioblk_log(AIOBLK_LOG_INFO, "%s: %s, %s, block size %u, %llu blocks, buffer alignment %zu", disk->name,
-		   disk->blockdev ? "block device" : "file", disk->direct ? "O_DIRECT" : "buffered", disk->block_size,
-		   (unsigned long long)atomic_load(&disk->num_blocks), disk->buf_align);
+	aioblk_log(AIOBLK_LOG_INFO, "%s: %s, %s, block size %u, %llu blocks, buffer alignment %zu, queue limit %u%s",
+		   disk->name, disk->blockdev ? "block device" : "file", disk->direct ? "O_DIRECT" : "buffered",
+		   disk->block_size, (unsigned long long)atomic_load(&disk->num_blocks), disk->buf_align,
+		   atomic_load(&disk->queue_limit), atomic_load(&disk->queue_shared) ? " (shared)" : "");
 	*diskp = disk;
 	return 0;
 
@@ -373,6 +434,12 @@ AIOBLK_EXPORT bool
 aioblk_disk_is_direct(const struct aioblk_disk *disk)
 {
 	return disk && disk->direct;
+}
+
+AIOBLK_EXPORT unsigned
+aioblk_disk_queue_limit(const struct aioblk_disk *disk)
+{
+	return disk ? atomic_load(&disk->queue_limit) : 0;
 }
 
 AIOBLK_EXPORT bool
@@ -447,6 +514,10 @@ aioblk_disk_rescan(struct aioblk_disk *disk)
 		return -EINVAL;
 	}
 	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
+	/* The queue may have been resized (queue/nr_requests): a larger one has room for those waiting. */
+	detect_queue_limit(disk, false);
+	if (atomic_load(&disk->limit_waiters))
+		disk_wake_limit_waiters(disk, NULL);
 	return 0;
 }
 
@@ -489,4 +560,32 @@ disk_remove_channel(struct aioblk_disk *disk, struct aioblk_channel *ch)
 		ch->disk_next->disk_prev = ch->disk_prev;
 	disk->nchannels--;
 	pthread_mutex_unlock(&disk->lock);
+}
+
+/*
+ * Room was made in the device's queue: wake the eventfd groups of the
+ * channels that wait for it with nothing of their own in the kernel (no
+ * completion of theirs will come). @except checks its own channels in the
+ * poll that made the room.
+ */
+void
+disk_wake_limit_waiters(struct aioblk_disk *disk, const struct aioblk_wake *except)
+{
+	struct aioblk_channel *ch;
+	int rc, err = 0;
+
+	pthread_mutex_lock(&disk->lock);
+	for (ch = disk->channels; ch; ch = ch->disk_next) {
+		if (ch->wake == except || !atomic_load(&ch->limit_blocked))
+			continue;
+		if (atomic_exchange(&ch->limit_blocked, false)) {
+			atomic_fetch_sub(&disk->limit_waiters, 1);
+			rc = wake_signal(ch->wake);
+			if (rc < 0)
+				err = rc;
+		}
+	}
+	pthread_mutex_unlock(&disk->lock);
+	if (err < 0)
+		wake_log_error(err);
 }

@@ -125,7 +125,7 @@ static unsigned
 reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
 {
 	struct io_event events[REAP_CHUNK];
-	unsigned ran = 0, n, i, want;
+	unsigned ran = 0, n, i, want, tags;
 	unsigned budget = ch->in_kernel;
 
 	while (ran < max && budget) {
@@ -138,6 +138,11 @@ reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
 		*reaped += n;
 		budget -= n;
 		ch->stats.completions += n;
+		/* What these held of a limited device queue is free again, before callbacks submit more. */
+		for (i = 0, tags = 0; i < n; i++)
+			tags += ((const struct aioblk_req *)events[i].data)->tags;
+		if (unlikely(tags))
+			chan_release_tags(ch, tags);
 		for (i = 0; i < n; i++)
 			ran += req_complete_event(ch, events[i].data, event_res(&events[i]));
 		if (n < want)
@@ -240,6 +245,12 @@ group_needs_kick(const struct aioblk_group *group, bool stopped_at_max)
 {
 	const struct aioblk_channel *ch;
 
+	/*
+	 * A library thread finished a request after this poll took the inbox,
+	 * and the poll's read of the eventfd consumed its signal: say it again.
+	 */
+	if (atomic_load_explicit(&group->wake.inbox_ready, memory_order_acquire))
+		return true;
 	for (ch = group->channels; ch; ch = ch->group_next) {
 		if (chan_needs_kick(ch))
 			return true;

@@ -115,6 +115,7 @@ struct aioblk_disk {
 	bool blockdev;
 	bool block_size_given;
 	uint32_t rdev_major, rdev_minor; /* block devices: for sysfs */
+	bool queue_limit_off;            /* AIOBLK_DISK_NO_QUEUE_LIMIT */
 	_Atomic bool nowait;             /* RWF_NOWAIT on reads, until the kernel refuses it */
 	_Atomic bool lost;               /* the device is gone: new I/O gets -ENODEV */
 	_Atomic uint64_t num_blocks;
@@ -129,6 +130,20 @@ struct aioblk_disk {
 	 */
 	_Atomic uint64_t epoch;
 	_Atomic unsigned resets_waiting; /* resets issued on any channel, not yet finished */
+
+	/*
+	 * The device's queue (aioblk_disk_queue_limit): at most queue_limit
+	 * requests in it (0: no limit), counted across every channel when it
+	 * has one hardware queue (in_device), else per channel. A request of
+	 * more than max_request bytes counts as the pieces the kernel makes.
+	 * Eventfd channels that found no room and have nothing in the kernel
+	 * (limit_blocked) are woken by the completions of other channels.
+	 */
+	_Atomic unsigned queue_limit;
+	_Atomic bool queue_shared;
+	_Atomic uint32_t max_request;
+	_Atomic unsigned in_device;
+	_Atomic unsigned limit_waiters;
 
 	pthread_mutex_t lock; /* protects the channel list */
 	struct aioblk_channel *channels;
@@ -161,6 +176,7 @@ struct aioblk_req {
 	int status;          /* result of a request completed without the kernel (or on a worker) */
 	uint8_t op;          /* enum req_op */
 	bool nowait_retried; /* a RWF_NOWAIT -EAGAIN was retried without the flag */
+	uint16_t tags;       /* device requests it holds while in the kernel (queue limit) */
 	bool fua;
 	struct iovec inline_iov[AIOBLK_INLINE_IOVS];
 };
@@ -199,8 +215,10 @@ struct aioblk_channel {
 	io_context_t ctx;
 	struct aio_ring *ring; /* ctx as the ring, or NULL when it cannot be read (fallback) */
 	unsigned queue_depth;
-	unsigned inflight;  /* accepted (requests and resets), callback not run yet */
-	unsigned in_kernel; /* handed to io_submit, not reaped yet */
+	unsigned inflight;          /* accepted (requests and resets), callback not run yet */
+	unsigned in_kernel;         /* handed to io_submit, not reaped yet */
+	unsigned tags_held;         /* device requests those hold (queue limit, per-channel case) */
+	_Atomic bool limit_blocked; /* no room in the device's queue: waiting for another channel's completion */
 	/* Pending resets, oldest first: they complete in the order they were issued. */
 	struct aioblk_reset *resets_head;
 	struct aioblk_reset *resets_tail;
@@ -300,6 +318,7 @@ void chan_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int 
 int chan_submit(struct aioblk_channel *ch);
 unsigned chan_run_done(struct aioblk_channel *ch, unsigned max);
 bool chan_needs_kick(const struct aioblk_channel *ch);
+void chan_release_tags(struct aioblk_channel *ch, unsigned tags);
 void chan_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status);
 
 /* reset.c */
@@ -313,6 +332,7 @@ void reset_free_records(struct aioblk_channel *ch);
 void disk_add_channel(struct aioblk_disk *disk, struct aioblk_channel *ch);
 void disk_remove_channel(struct aioblk_disk *disk, struct aioblk_channel *ch);
 void disk_check_lost(struct aioblk_disk *disk);
+void disk_wake_limit_waiters(struct aioblk_disk *disk, const struct aioblk_wake *except);
 
 /* offload.c */
 void offload_ref(void);

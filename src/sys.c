@@ -5,11 +5,13 @@
  * tests can put faults here.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/stat.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -148,6 +150,23 @@ aioblk_sys_read_text(const char *path, char *buf, size_t len)
 	if (n < 0)
 		return -err;
 	buf[n] = '\0';
+	return 0;
+}
+
+/* How many entries a directory has, "." and ".." left out (the hardware queues in sysfs' mq/). */
+int
+aioblk_sys_count_dir(const char *path, unsigned *n)
+{
+	DIR *dir = opendir(path);
+	struct dirent *de;
+
+	if (!dir)
+		return -errno;
+	*n = 0;
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			(*n)++;
+	closedir(dir);
 	return 0;
 }
 

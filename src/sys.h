@@ -34,6 +34,7 @@ int aioblk_sys_blkdev_size(int fd, uint64_t *bytes);
 int aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len);
 int aioblk_sys_fs_magic(int fd, uint64_t *magic);
 int aioblk_sys_read_text(const char *path, char *buf, size_t len);
+int aioblk_sys_count_dir(const char *path, unsigned *n);
 int aioblk_sys_fdatasync(int fd);
 int aioblk_sys_fallocate(int fd, int mode, uint64_t offset, uint64_t len);
 ssize_t aioblk_sys_pwrite(int fd, const void *buf, size_t len, uint64_t offset);

@@ -89,6 +89,12 @@ typedef void (*aioblk_cb)(void *cb_arg, int status);
  * disks.
  */
 #define AIOBLK_DISK_NOWAIT (1u << 3)
+/**
+ * Do not hold requests back to the device's queue size (see
+ * aioblk_disk_queue_limit()): let io_submit() sleep in the kernel when the
+ * device has no free request, as plain libaio does.
+ */
+#define AIOBLK_DISK_NO_QUEUE_LIMIT (1u << 4)
 /**@}*/
 
 /** Options of aioblk_disk_open(). All-zero (or NULL) means the defaults. */
@@ -218,6 +224,28 @@ bool aioblk_disk_is_direct(const struct aioblk_disk *disk);
  * @return true when opened with AIOBLK_DISK_READONLY; false otherwise or for a NULL disk.
  */
 bool aioblk_disk_is_readonly(const struct aioblk_disk *disk);
+
+/**
+ * How many requests the library keeps in the device at once, so that
+ * io_submit() never sleeps waiting for a free one: the block device's
+ * queue size (sysfs queue/nr_requests) for block devices opened O_DIRECT
+ * whose driver has request queues (sysfs mq/), re-read by
+ * aioblk_disk_rescan(). On a device with one hardware queue (loop, SATA,
+ * virtio with one queue) the limit is shared by every channel of the disk,
+ * in every thread; with several (NVMe: one per CPU or so) it applies to
+ * each channel alone, since a thread submits to the queue of the CPU it
+ * runs on. A request larger than the queue's max_sectors_kb counts as the
+ * requests the kernel splits it into. Requests over the limit stay queued in
+ * their channel and go to the kernel as completions make room (a later
+ * poll; an eventfd group is woken when another thread's completion makes
+ * room). Regular files, buffered block devices and devices without request
+ * queues (zram) have no limit, and neither has a disk opened with
+ * AIOBLK_DISK_NO_QUEUE_LIMIT. Thread: any.
+ *
+ * @param disk the disk.
+ * @return the limit in requests; 0 when there is none (or for a NULL disk).
+ */
+unsigned aioblk_disk_queue_limit(const struct aioblk_disk *disk);
 
 /** Request types, for aioblk_disk_supports(). */
 enum aioblk_io_type {

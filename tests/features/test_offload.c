@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -50,6 +52,19 @@ int __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
 int __real_aioblk_sys_fdatasync(int fd);
 int __wrap_aioblk_sys_fdatasync(int fd);
 int __real_aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len);
+int __real_aioblk_sys_eventfd_read(int fd, uint64_t *value);
+int __wrap_aioblk_sys_eventfd_read(int fd, uint64_t *value);
+int __real_aioblk_sys_eventfd_write(int fd, uint64_t value);
+int __wrap_aioblk_sys_eventfd_write(int fd, uint64_t value);
+
+/*
+ * For the race of a worker finishing inside a poll: the fdatasync waits for
+ * go_sync; the poll's read of the eventfd first lets it go and waits until
+ * the worker has written the eventfd (posted), so that the read consumes
+ * the worker's signal after the poll already took the inbox.
+ */
+static atomic_int race_armed;
+static sem_t go_sync, posted;
 int __wrap_aioblk_sys_blkdev_range(int fd, unsigned long request, uint64_t offset, uint64_t len);
 
 int
@@ -74,9 +89,30 @@ __wrap_aioblk_sys_fdatasync(int fd)
 	int ms = atomic_load(&fdatasync_ms);
 	int rc = __real_aioblk_sys_fdatasync(fd);
 
+	if (atomic_load(&race_armed))
+		sem_wait(&go_sync);
 	if (ms)
 		usleep((useconds_t)ms * 1000);
 	atomic_fetch_add(&fdatasync_done, 1);
+	return rc;
+}
+
+int
+__wrap_aioblk_sys_eventfd_read(int fd, uint64_t *value)
+{
+	if (atomic_exchange(&race_armed, 0)) {
+		sem_post(&go_sync);
+		sem_wait(&posted);
+	}
+	return __real_aioblk_sys_eventfd_read(fd, value);
+}
+
+int
+__wrap_aioblk_sys_eventfd_write(int fd, uint64_t value)
+{
+	int rc = __real_aioblk_sys_eventfd_write(fd, value);
+
+	sem_post(&posted);
 	return rc;
 }
 
@@ -309,6 +345,58 @@ test_no_zero_length_ranges(void **state)
 	}
 }
 
+/*
+ * A worker finishes a request while a poll runs, after the poll took the
+ * group's inbox, and the poll's read of the eventfd consumes the worker's
+ * signal. The poll must leave the eventfd readable again: otherwise an
+ * event loop sleeps with the request's callback never run (a lost wake-up
+ * the stress test once hit after 20 s).
+ */
+static void
+test_worker_signal_consumed_by_poll(void **state)
+{
+	struct mark fl = { 0 }, rd = { 0 };
+	struct pollfd pfd;
+	int order = 0;
+	struct feat f;
+	char path[256];
+	void *buf;
+
+	(void)state;
+	assert_int_equal(sem_init(&go_sync, 0, 0), 0);
+	assert_int_equal(sem_init(&posted, 0, 0), 0);
+	assert_int_equal(tc_make_file(NULL, 4 * MiB, path, sizeof(path)), 0);
+	assert_int_equal(feat_open(&f, path, &(struct aioblk_disk_opts){ .flags = AIOBLK_DISK_BUFFERED }, NULL,
+				   AIOBLK_GROUP_EVENTFD),
+			 0);
+	buf = tc_alloc(4096, 4096);
+	assert_non_null(buf);
+	fl.order = rd.order = &order;
+	/* The flush goes to a worker (the kernel refuses FDSYNC), which waits in fdatasync. */
+	atomic_store(&fail_fdsync, 1);
+	atomic_store(&race_armed, 1);
+	assert_int_equal(aioblk_flush(f.ch, mark_cb, &fl), 0);
+	assert_int_equal(aioblk_group_submit(f.group), 0);
+	/* A buffered read, done inside io_submit: its event makes the next poll read the eventfd. */
+	assert_int_equal(aioblk_read(f.ch, buf, 0, 4096 / f.bs, mark_cb, &rd), 0);
+	assert_int_equal(aioblk_group_submit(f.group), 1);
+	while (sem_trywait(&posted) == 0)
+		; /* the kicks of the refused flush and the submits so far */
+	assert_int_equal(aioblk_group_poll(f.group, 0), 1);
+	assert_true(rd.when > 0);
+	assert_int_equal(atomic_load(&race_armed), 0);
+	/* The flush is done and waits in the inbox: the fd must say so. */
+	pfd = (struct pollfd){ .fd = aioblk_group_fd(f.group), .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	assert_int_equal(aioblk_group_poll(f.group, 0), 1);
+	assert_int_equal(fl.status, 0);
+	atomic_store(&fail_fdsync, 0);
+	feat_close(&f);
+	free(buf);
+	sem_destroy(&go_sync);
+	sem_destroy(&posted);
+}
+
 /* Write-zeroes on a fresh disk, group and channel of this process: 0 when it completed with 0. */
 static int
 zero_once(const char *path)
@@ -383,6 +471,7 @@ main(void)
 		cmocka_unit_test(test_sync_flush_off_thread_eventfd),
 		cmocka_unit_test(test_no_zero_length_ranges),
 		cmocka_unit_test(test_fork_child_offloads),
+		cmocka_unit_test(test_worker_signal_consumed_by_poll),
 	};
 
 	return tc_run_group(tests, NULL, NULL);

@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A poll that never sleeps in the kernel: on a block device whose queue
+ * takes 4 requests (queue/nr_requests), 32 reads at a time from one thread
+ * and from two threads all complete and read back right, and io_submit
+ * never waits for a free request; with AIOBLK_DISK_NO_QUEUE_LIMIT it does
+ * (measured and printed, for comparison). The queue is resized while I/O
+ * runs and aioblk_disk_rescan() takes the new size; kernel EAGAINs and
+ * partial submits (through the sys.c seam) lose nothing and leak no room.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libaio.h>
+
+#include "feat.h"
+
+#define DISK_BYTES (64u << 20)
+#define QD 32
+#define SLOW_NS 500000 /* an io_submit this long has slept */
+
+/* io_submit as the library calls it: timed, and with faults when asked. */
+static atomic_long submit_calls, slow_calls, max_submit_ns;
+static atomic_int fault_every; /* every Nth call returns -EAGAIN, every (N+1)th takes one iocb */
+
+int __real_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
+int __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
+
+int
+__wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs)
+{
+	long call = atomic_fetch_add(&submit_calls, 1) + 1, prev;
+	int every = atomic_load(&fault_every);
+	int64_t t0, ns;
+	int rc;
+
+	if (every && call % every == 0)
+		return -EAGAIN;
+	if (every && call % (every + 1) == 0)
+		nr = 1;
+	t0 = tc_now_ns();
+	rc = __real_aioblk_sys_io_submit(ctx, nr, iocbs);
+	ns = tc_now_ns() - t0;
+	if (ns > SLOW_NS)
+		atomic_fetch_add(&slow_calls, 1);
+	prev = atomic_load(&max_submit_ns);
+	while (ns > prev && !atomic_compare_exchange_weak(&max_submit_ns, &prev, ns))
+		;
+	return rc;
+}
+
+static char dev[64], nr_path[128];
+static long long nr_saved = -1;
+
+static void
+set_nr_requests(long long n)
+{
+	assert_int_equal(tc_sh("echo %lld > %s", n, nr_path), 0);
+}
+
+/* The queue size is the device's, not the test's: put it back, also after a failure. */
+static void
+restore_nr_requests(void)
+{
+	if (nr_saved > 0)
+		tc_sh("echo %lld > %s 2>/dev/null", nr_saved, nr_path);
+}
+
+static void
+make_device(void)
+{
+	static bool made;
+
+	if (made)
+		return;
+	feat_make_target_or_skip(FEAT_LOOP_512, DISK_BYTES, dev, sizeof(dev));
+	snprintf(nr_path, sizeof(nr_path), "/sys/block/%s/queue/nr_requests", strrchr(dev, '/') + 1);
+	nr_saved = feat_sysfs_ll(dev, "queue/nr_requests");
+	assert_true(nr_saved > 0);
+	atexit(restore_nr_requests);
+	made = true;
+}
+
+/* Block b of the device holds the 64-bit b at every 8 bytes. */
+static void
+fill_device(struct aioblk_group *g, struct aioblk_channel *ch)
+{
+	uint64_t *buf = tc_alloc(4096, 1u << 20), b, i;
+	const uint64_t per = (1u << 20) / 4096;
+
+	assert_non_null(buf);
+	for (b = 0; b < DISK_BYTES / 4096; b += per) {
+		for (i = 0; i < (1u << 20) / 8; i++)
+			buf[i] = b + i / 512;
+		assert_int_equal(tc_sync_write(g, ch, buf, b * 8, per * 8), 0);
+	}
+	free(buf);
+}
+
+struct reader {
+	struct aioblk_disk *disk;
+	uint32_t group_flags;
+	int64_t run_ns;
+	unsigned long done, bad;
+	int errors;
+};
+
+struct slot {
+	struct reader *r;
+	struct aioblk_channel *ch;
+	uint64_t block;
+	uint64_t *buf;
+	uint64_t rng;
+	bool busy;
+};
+
+static void read_next(struct slot *s);
+
+static void
+read_cb(void *arg, int status)
+{
+	struct slot *s = arg;
+	unsigned i;
+
+	s->busy = false;
+	if (status) {
+		s->r->errors++;
+		return;
+	}
+	for (i = 0; i < 4096 / 8; i++)
+		if (s->buf[i] != s->block)
+			s->r->bad++;
+	s->r->done++;
+}
+
+static void
+read_next(struct slot *s)
+{
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	s->block = s->rng % (DISK_BYTES / 4096);
+	if (aioblk_read(s->ch, s->buf, s->block * 8, 8, read_cb, s) == 0)
+		s->busy = true;
+	else
+		s->r->errors++;
+}
+
+/* QD reads at a time for run_ns, on a group of its own; then drains. */
+static void *
+reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct aioblk_group *g;
+	struct aioblk_channel *ch;
+	struct slot slots[QD];
+	int64_t end, drain;
+	unsigned i;
+
+	if (aioblk_group_create(r->group_flags, &g) || aioblk_channel_create(g, r->disk, QD, &ch)) {
+		r->errors++;
+		return NULL;
+	}
+	for (i = 0; i < QD; i++) {
+		slots[i] = (struct slot){ .r = r, .ch = ch, .rng = 0x9e3779b97f4a7c15ull * (i + 1) + (uintptr_t)r };
+		slots[i].buf = tc_alloc(4096, 4096);
+	}
+	end = tc_now_ns() + r->run_ns;
+	while (tc_now_ns() < end) {
+		for (i = 0; i < QD; i++)
+			if (!slots[i].busy)
+				read_next(&slots[i]);
+		if (aioblk_group_wait(g, 1000) < 0)
+			r->errors++;
+	}
+	drain = tc_now_ns() + 10 * 1000000000ll;
+	while (aioblk_channel_inflight(ch) && tc_now_ns() < drain)
+		if (aioblk_group_wait(g, 1000) < 0)
+			r->errors++;
+	if (aioblk_channel_inflight(ch))
+		r->errors++; /* a lost wake-up: what was held back never went in */
+	else if (aioblk_channel_destroy(ch) || aioblk_group_destroy(g))
+		r->errors++;
+	for (i = 0; i < QD; i++)
+		free(slots[i].buf);
+	return NULL;
+}
+
+static void
+run_readers(struct aioblk_disk *disk, unsigned n, uint32_t group_flags, int64_t run_ms, const char *what)
+{
+	struct reader r[2];
+	pthread_t t[2];
+	unsigned i;
+
+	atomic_store(&submit_calls, 0);
+	atomic_store(&slow_calls, 0);
+	atomic_store(&max_submit_ns, 0);
+	for (i = 0; i < n; i++) {
+		r[i] = (struct reader){ .disk = disk, .group_flags = group_flags, .run_ns = run_ms * 1000000 };
+		assert_int_equal(pthread_create(&t[i], NULL, reader_main, &r[i]), 0);
+	}
+	for (i = 0; i < n; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		print_message("%s, reader %u: %lu reads, %lu bad words, %d errors\n", what, i, r[i].done, r[i].bad,
+			      r[i].errors);
+		assert_int_equal(r[i].errors, 0);
+		assert_int_equal(r[i].bad, 0);
+		assert_true(r[i].done > 0);
+	}
+	print_message("%s: %ld io_submit calls, %ld over %d us, the longest %ld us\n", what, atomic_load(&submit_calls),
+		      atomic_load(&slow_calls), SLOW_NS / 1000, atomic_load(&max_submit_ns) / 1000);
+}
+
+static struct aioblk_disk *
+open_dev(uint32_t flags)
+{
+	struct aioblk_disk_opts opts = { .flags = flags };
+	struct aioblk_disk *disk;
+
+	assert_int_equal(aioblk_disk_open(dev, &opts, &disk), 0);
+	return disk;
+}
+
+static void
+test_limit_detected(void **state)
+{
+	struct aioblk_disk *disk;
+	char path[256];
+
+	(void)state;
+	make_device();
+	disk = open_dev(0);
+	assert_int_equal(aioblk_disk_queue_limit(disk), nr_saved);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	disk = open_dev(AIOBLK_DISK_NO_QUEUE_LIMIT);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	disk = open_dev(AIOBLK_DISK_BUFFERED);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	/* A file has no queue of its own. */
+	assert_int_equal(tc_make_file(NULL, 1u << 20, path, sizeof(path)), 0);
+	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	assert_int_equal(aioblk_disk_queue_limit(NULL), 0);
+}
+
+static void
+check_small_queue(unsigned threads, uint32_t group_flags)
+{
+	struct aioblk_disk *disk;
+	struct aioblk_group *g;
+	struct aioblk_channel *ch;
+	long slow_limited, slow_unlimited;
+
+	make_device();
+	set_nr_requests(128);
+	disk = open_dev(0);
+	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(aioblk_channel_create(g, disk, QD, &ch), 0);
+	fill_device(g, ch);
+	assert_int_equal(aioblk_channel_destroy(ch), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+
+	set_nr_requests(4);
+	disk = open_dev(AIOBLK_DISK_NO_QUEUE_LIMIT);
+	run_readers(disk, threads, group_flags, 1000, "nr_requests 4, no limit");
+	slow_unlimited = atomic_load(&slow_calls);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+
+	disk = open_dev(0);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	run_readers(disk, threads, group_flags, 1000, "nr_requests 4, limit 4");
+	slow_limited = atomic_load(&slow_calls);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	set_nr_requests(nr_saved);
+	/*
+	 * With the limit, io_submit never has to wait for a free request. A
+	 * call can still be preempted on a loaded machine: allow one in a
+	 * hundred, where without the limit nearly every call sleeps here.
+	 */
+	print_message("io_submit calls over %d us: %ld with the limit, %ld without\n", SLOW_NS / 1000, slow_limited,
+		      slow_unlimited);
+	assert_true(slow_limited <= atomic_load(&submit_calls) / 100);
+}
+
+static void
+test_one_thread(void **state)
+{
+	(void)state;
+	check_small_queue(1, 0);
+}
+
+static void
+test_two_threads_eventfd(void **state)
+{
+	/* The limit is shared: each thread's completions must wake the other's group. */
+	(void)state;
+	check_small_queue(2, AIOBLK_GROUP_EVENTFD);
+}
+
+/* The queue grows while I/O runs: rescan takes the new size, nothing is lost. */
+struct resizer {
+	struct aioblk_disk *disk;
+	unsigned seen;
+};
+
+static void *
+resizer_main(void *arg)
+{
+	struct resizer *z = arg;
+
+	usleep(300000);
+	set_nr_requests(16);
+	if (aioblk_disk_rescan(z->disk) == 0)
+		z->seen = aioblk_disk_queue_limit(z->disk);
+	return NULL;
+}
+
+static void
+test_rescan_resized_queue(void **state)
+{
+	struct resizer z;
+	struct aioblk_disk *disk;
+	pthread_t t;
+
+	(void)state;
+	make_device();
+	set_nr_requests(4);
+	disk = open_dev(0);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	z = (struct resizer){ .disk = disk };
+	assert_int_equal(pthread_create(&t, NULL, resizer_main, &z), 0);
+	run_readers(disk, 2, AIOBLK_GROUP_EVENTFD, 800, "nr_requests 4 then 16");
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(z.seen, 16);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 16);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	set_nr_requests(nr_saved);
+}
+
+/* Kernel EAGAINs and partial submits on top of the limit: everything completes, no room leaks. */
+static void
+test_faults_with_limit(void **state)
+{
+	struct aioblk_disk *disk;
+
+	(void)state;
+	make_device();
+	set_nr_requests(4);
+	disk = open_dev(0);
+	atomic_store(&fault_every, 5);
+	run_readers(disk, 2, AIOBLK_GROUP_EVENTFD, 500, "limit 4, EAGAIN and partial submits");
+	run_readers(disk, 1, 0, 300, "limit 4, EAGAIN and partial submits, busy");
+	atomic_store(&fault_every, 0);
+	/* Had room leaked, these would never all go in. */
+	run_readers(disk, 2, AIOBLK_GROUP_EVENTFD, 300, "limit 4, after the faults");
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	set_nr_requests(nr_saved);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_limit_detected),      cmocka_unit_test(test_one_thread),
+		cmocka_unit_test(test_two_threads_eventfd), cmocka_unit_test(test_rescan_resized_queue),
+		cmocka_unit_test(test_faults_with_limit),
+	};
+
+	return tc_run_group(tests, NULL, NULL);
+}
