@@ -21,10 +21,11 @@ demo|test) ;;
 esac
 
 # What building and testing need (tests: losetup for loop devices, man for the
-# man page check, clang-format for the format check, pkg-config for the consumer test).
+# man page check, clang-format for the format check, pkg-config for the consumer
+# test, mkfs.ext4 for the file system on a 4096-byte-sector loop device).
 packages=(meson ninja-build gcc pkg-config libaio-dev)
 if [ "$mode" = test ]; then
-	packages+=(libcmocka-dev util-linux mount man-db groff-base clang-format)
+	packages+=(libcmocka-dev util-linux mount man-db groff-base clang-format e2fsprogs)
 fi
 
 missing=()
@@ -41,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 		apt-get install -y -qq "${missing[@]}" >/dev/null
 	else
 		echo "quickstart: missing Debian packages: ${missing[*]}" >&2
-		echo "quickstart: install them with: sudo apt-get install -y ${missing[*]}" >&2
+		echo "quickstart: install them as root with: apt-get install -y ${missing[*]}" >&2
 		exit 1
 	fi
 fi
@@ -49,9 +50,9 @@ fi
 # The demo needs no cmocka: a new build directory for it leaves the tests out;
 # an existing one is used as it is configured.
 if [ ! -d "$build" ]; then
-	meson setup "$build" -Dtests=$([ "$mode" = test ] && echo true || echo false) ${MESON_OPTIONS:-} >/dev/null
+	meson setup "$build" -Dtests=$([ "$mode" = test ] && echo enabled || echo disabled) ${MESON_OPTIONS:-} >/dev/null
 elif [ "$mode" = test ]; then
-	meson configure "$build" -Dtests=true ${MESON_OPTIONS:-} >/dev/null
+	meson configure "$build" -Dtests=enabled ${MESON_OPTIONS:-} >/dev/null
 fi
 meson compile -C "$build" >/dev/null
 
