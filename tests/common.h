@@ -18,7 +18,8 @@
 /*
  * cmocka's skip() and cmocka_run_group_tests(), counting skips, so that a
  * program whose every case skipped (not root, no loop devices, ...) exits
- * TC_SKIP and meson reports SKIP instead of OK; a partial skip is printed.
+ * TC_SKIP and meson reports SKIP instead of OK; a partial skip is printed
+ * as "SKIPPED-CASES: N of M" (summed by tests/skipped-cases.sh).
  * <cmocka.h> must come before the use.
  */
 void tc_note_skip(void);

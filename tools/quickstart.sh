@@ -64,4 +64,8 @@ fi
 if [ "$(id -u)" -ne 0 ]; then
 	echo "quickstart: not root: tests that need loop devices, tmpfs mounts or zram are skipped"
 fi
-exec meson test -C "$build" --print-errorlogs
+rc=0
+meson test -C "$build" --print-errorlogs || rc=$?
+# Cases skipped inside tests meson reports as OK (no root, no mkfs.ext4, ...).
+tests/skipped-cases.sh "$build" || true
+exit "$rc"
