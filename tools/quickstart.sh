@@ -23,7 +23,9 @@ esac
 # What building and testing need (tests: losetup for loop devices, man for the
 # man page check, clang-format for the format check, pkg-config for the consumer
 # test, mkfs.ext4 for the file system on a 4096-byte-sector loop device).
-packages=(meson ninja-build gcc pkg-config libaio-dev)
+# dpkg-dev: without dpkg-architecture meson installs into lib64, which the
+# dynamic linker and pkg-config do not search on Debian.
+packages=(meson ninja-build gcc libc6-dev dpkg-dev pkg-config libaio-dev)
 if [ "$mode" = test ]; then
 	packages+=(libcmocka-dev util-linux mount man-db groff-base clang-format e2fsprogs)
 fi
