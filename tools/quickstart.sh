@@ -54,7 +54,9 @@ fi
 if [ ! -d "$build" ]; then
 	meson setup "$build" -Dtests=$([ "$mode" = test ] && echo enabled || echo disabled) ${MESON_OPTIONS:-} >/dev/null
 elif [ "$mode" = test ]; then
-	meson configure "$build" -Dtests=enabled ${MESON_OPTIONS:-} >/dev/null
+	# --reconfigure, not configure: it also takes a build directory made when
+	# tests was a boolean option.
+	meson setup --reconfigure "$build" -Dtests=enabled ${MESON_OPTIONS:-} >/dev/null
 fi
 meson compile -C "$build" >/dev/null
 
