@@ -49,4 +49,11 @@ fi
 aioblk-perf --runtime 1
 test -f /usr/share/man/man1/aioblk-perf.1.gz
 test -f /usr/share/man/man3/aioblk_disk_open.3.gz
+
+# The NBD plugin, when it was built: nbdkit (a dependency) finds it by its short name.
+if dpkg-query -W -f='${Status}' nbdkit-plugin-aioblk 2>/dev/null | grep -q 'install ok installed'; then
+	nbdkit aioblk --dump-plugin | grep -E '^(path|name|version)='
+	test -f /usr/share/man/man1/nbdkit-aioblk-plugin.1.gz
+	echo "in-root: nbdkit aioblk --dump-plugin works"
+fi
 echo "in-root: hello (shared and static) and aioblk-perf ran"
