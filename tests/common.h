@@ -18,7 +18,8 @@
 /*
  * cmocka's skip() and cmocka_run_group_tests(), counting skips, so that a
  * program whose every case skipped (not root, no loop devices, ...) exits
- * TC_SKIP and meson reports SKIP instead of OK; a partial skip is printed.
+ * TC_SKIP and meson reports SKIP instead of OK; a partial skip is printed
+ * as "SKIPPED-CASES: N of M" (summed by tests/skipped-cases.sh).
  * <cmocka.h> must come before the use.
  */
 void tc_note_skip(void);
@@ -61,7 +62,11 @@ int tc_umount(const char *dir);
 /* Attach @file to a free loop device. Detached at exit. Root only. */
 int tc_loop_attach(const char *file, unsigned sector_size, bool direct_io, char *dev, size_t len);
 int tc_loop_detach(const char *dev);
-/* A private zram device of @size bytes; removed at exit. Root only. Returns its number. */
+/*
+ * A private zram device of @size bytes; removed at exit. Root only. Returns its number.
+ * tc_zram_remove() retries while the device is busy and returns 0 or -errno; a
+ * device that cannot be removed at exit makes the program exit 1.
+ */
 int tc_zram_add(const char *size, const char *mem_limit, char *dev, size_t len);
 int tc_zram_remove(int id);
 

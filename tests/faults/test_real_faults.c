@@ -206,7 +206,7 @@ eio_zram(void **state)
 	assert_int_equal(aioblk_channel_destroy(ch), 0);
 	assert_int_equal(aioblk_group_destroy(g), 0);
 	assert_int_equal(aioblk_disk_close(disk), 0);
-	tc_zram_remove(id);
+	assert_int_equal(tc_zram_remove(id), 0);
 	free(bufs);
 	free(check);
 }

@@ -116,15 +116,18 @@ static int
 teardown(void **state)
 {
 	struct env *e = *state;
+	int rc = 0;
 
 	aioblk_set_log_fn(NULL, NULL);
 	if (e && e->f.disk) {
 		feat_close(&e->f);
-		tc_zram_remove(e->zram);
+		rc = tc_zram_remove(e->zram);
+		if (rc < 0)
+			print_error("could not remove zram%d: %s\n", e->zram, strerror(-rc));
 	}
 	if (e)
 		free(e->rnd);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 static struct env *

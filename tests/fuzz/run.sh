@@ -21,7 +21,7 @@ seconds=${1:-60}
 command -v clang >/dev/null || { echo "run.sh: clang is needed (apt-get install clang)" >&2; exit 1; }
 if [ ! -f "$build/build.ninja" ]; then
 	# Everything instrumented for coverage; only the harness links libFuzzer.
-	CC=clang meson setup "$build" "$src" -Dfuzz=true -Dtests=true \
+	CC=clang meson setup "$build" "$src" -Dfuzz=true -Dtests=enabled \
 		-Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fsanitize=fuzzer-no-link
 fi
