@@ -121,33 +121,59 @@ static struct fio_option options[] = {
 /* Logic                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Per job: the poll group and the completions not yet handed to fio. */
-struct aioblk_fio_data {
-	struct aioblk_group *group;
-	bool eventfd;
-	/* Finished io_us in completion order: a ring of cap entries. */
-	struct io_u **done;
-	unsigned int cap;
-	unsigned int head;     /* oldest entry */
-	unsigned int count;    /* entries in the ring */
-	unsigned int returned; /* entries the last getevents returned; dropped at the next */
-	unsigned int inflight; /* accepted requests whose callback has not run */
-	unsigned int queued;   /* queued since the last commit, for fio's statistics */
-};
-
-/* Per file of a job: its disk and, once the job is set up, its channel. */
-struct aioblk_fio_file {
-	struct aioblk_disk *disk;
-	struct aioblk_channel *ch;
-	uint32_t block_size;
-};
-
 /* What ->queue asks for, in aioblk's terms. */
 enum aioblk_fio_op {
 	AIOBLK_FIO_READ,
 	AIOBLK_FIO_WRITE,
 	AIOBLK_FIO_FLUSH,
 	AIOBLK_FIO_UNMAP,
+};
+
+/* One request, as long as it waits for room in its channel. */
+struct aioblk_fio_req {
+	enum aioblk_fio_op op;
+	void *buf;
+	uint64_t offset; /* bytes */
+	uint64_t len;    /* bytes */
+	void *arg;       /* passed to the job's callback */
+};
+
+struct aioblk_fio_data;
+
+/* Per file of a job: its disk and, once the job is set up, its channel. */
+struct aioblk_fio_file {
+	struct aioblk_disk *disk;
+	struct aioblk_channel *ch;
+	uint32_t block_size;
+	/*
+	 * Requests the channel had no room for (a queue depth below the job's
+	 * iodepth, busy bounce buffers) or a flush waiting for the writes before
+	 * it: a ring, started in order as completions make room. fio's own
+	 * answer to a full engine (FIO_Q_BUSY) re-logs requeued writes and
+	 * breaks verify in rw jobs, so the engine never gives it.
+	 */
+	struct aioblk_fio_req *wait;
+	unsigned int wait_head;
+	unsigned int wait_count;
+	struct aioblk_fio_data *data; /* the job whose group holds the channel */
+	struct aioblk_fio_file *next; /* the next file with a channel in that group */
+};
+
+/* Per job: the poll group, its files and the completions not yet handed to fio. */
+struct aioblk_fio_data {
+	struct aioblk_group *group;
+	aioblk_cb cb;
+	bool eventfd;
+	unsigned int cap; /* fio's iodepth: no job has more requests than that */
+	struct aioblk_fio_file *files;
+	/* Finished requests' args in completion order: a ring of cap entries. */
+	void **done;
+	unsigned int head;     /* oldest entry */
+	unsigned int count;    /* entries in the ring */
+	unsigned int returned; /* entries the last reap returned; dropped at the next */
+	unsigned int inflight; /* accepted requests whose callback has not run (waiting ones too) */
+	unsigned int waiting;  /* accepted requests waiting for room in their channel */
+	unsigned int started;  /* handed to the library since the last commit */
 };
 
 /* Disk flags for a job that writes (or not), with the engine's options. */
@@ -168,7 +194,7 @@ afio_disk_flags(const struct aioblk_fio_options *o, bool writes, bool require_di
 }
 
 static int
-afio_data_create(bool eventfd, unsigned int cap, struct aioblk_fio_data **datap)
+afio_data_create(bool eventfd, unsigned int cap, aioblk_cb cb, struct aioblk_fio_data **datap)
 {
 	struct aioblk_fio_data *d;
 	int rc;
@@ -182,6 +208,7 @@ afio_data_create(bool eventfd, unsigned int cap, struct aioblk_fio_data **datap)
 		free(d);
 		return -ENOMEM;
 	}
+	d->cb = cb;
 	d->eventfd = eventfd;
 	rc = aioblk_group_create(eventfd ? AIOBLK_GROUP_EVENTFD : 0, &d->group);
 	if (rc < 0) {
@@ -191,6 +218,63 @@ afio_data_create(bool eventfd, unsigned int cap, struct aioblk_fio_data **datap)
 	}
 	*datap = d;
 	return 0;
+}
+
+/* Start req now: 0 when the library took it, -EAGAIN when it must wait, else refused. */
+static int
+afio_try(struct aioblk_fio_file *af, const struct aioblk_fio_req *req, aioblk_cb cb)
+{
+	uint64_t bs = af->block_size;
+
+	switch (req->op) {
+	case AIOBLK_FIO_READ:
+		return aioblk_read(af->ch, req->buf, req->offset / bs, req->len / bs, cb, req->arg);
+	case AIOBLK_FIO_WRITE:
+		return aioblk_write(af->ch, req->buf, req->offset / bs, req->len / bs, cb, req->arg);
+	case AIOBLK_FIO_FLUSH:
+		/* A flush covers the writes that completed before it: let those finish first. */
+		if (aioblk_channel_inflight(af->ch) > 0)
+			return -EAGAIN;
+		return aioblk_flush(af->ch, cb, req->arg);
+	case AIOBLK_FIO_UNMAP:
+		if (!aioblk_disk_supports(af->disk, AIOBLK_IO_UNMAP))
+			return -EOPNOTSUPP;
+		return aioblk_unmap(af->ch, req->offset / bs, req->len / bs, cb, req->arg);
+	}
+	return -EINVAL;
+}
+
+/*
+ * Start the requests that wait for room, in order, as far as the channels
+ * take them; a waiting request the library now refuses completes with the
+ * error. Then hand what was started to the kernel.
+ */
+static void
+afio_kick(struct aioblk_fio_data *d)
+{
+	struct aioblk_fio_file *af;
+	unsigned int started = 0;
+
+	if (!d->waiting)
+		return;
+	for (af = d->files; af; af = af->next) {
+		while (af->wait_count > 0) {
+			struct aioblk_fio_req *req = &af->wait[af->wait_head];
+			int rc = afio_try(af, req, d->cb);
+
+			if (rc == -EAGAIN)
+				break;
+			af->wait_head = (af->wait_head + 1) % d->cap;
+			af->wait_count--;
+			d->waiting--;
+			if (rc == 0)
+				started++;
+			else
+				d->cb(req->arg, rc);
+		}
+	}
+	if (started)
+		aioblk_group_submit(d->group);
 }
 
 /*
@@ -203,9 +287,11 @@ afio_drain(struct aioblk_fio_data *d)
 {
 	int i;
 
-	for (i = 0; i < 10000 && d->inflight > 0; i++)
+	for (i = 0; i < 10000 && d->inflight > 0; i++) {
+		afio_kick(d);
 		if (aioblk_group_wait(d->group, 1) < 0)
 			break;
+	}
 }
 
 static void
@@ -249,25 +335,61 @@ afio_file_attach(struct aioblk_fio_data *d, struct aioblk_fio_file *af, const st
 		.bounce_buffers = o->bounce_buffers,
 		.bounce_buffer_size = o->bounce_buffer_size,
 	};
+	int rc;
 
 	if (af->ch)
 		return 0;
-	return aioblk_channel_create_ext(d->group, af->disk, &copts, &af->ch);
+	af->wait = calloc(d->cap, sizeof(*af->wait));
+	if (!af->wait)
+		return -ENOMEM;
+	rc = aioblk_channel_create_ext(d->group, af->disk, &copts, &af->ch);
+	if (rc < 0) {
+		free(af->wait);
+		af->wait = NULL;
+		return rc;
+	}
+	af->data = d;
+	af->next = d->files;
+	d->files = af;
+	return 0;
+}
+
+/* Destroy the file's channel once nothing of it is outstanding. */
+static int
+afio_file_detach(struct aioblk_fio_file *af)
+{
+	struct aioblk_fio_data *d = af->data;
+	struct aioblk_fio_file **pp;
+	int rc;
+
+	if (!af->ch)
+		return 0;
+	if (af->wait_count > 0 || aioblk_channel_inflight(af->ch) > 0)
+		afio_drain(d);
+	rc = aioblk_channel_destroy(af->ch);
+	if (rc < 0)
+		return rc;
+	for (pp = &d->files; *pp; pp = &(*pp)->next) {
+		if (*pp == af) {
+			*pp = af->next;
+			break;
+		}
+	}
+	af->ch = NULL;
+	af->data = NULL;
+	free(af->wait);
+	af->wait = NULL;
+	return 0;
 }
 
 static int
-afio_file_close(struct aioblk_fio_data *d, struct aioblk_fio_file *af)
+afio_file_close(struct aioblk_fio_file *af)
 {
 	int rc;
 
-	if (af->ch) {
-		if (d && aioblk_channel_inflight(af->ch) > 0)
-			afio_drain(d);
-		rc = aioblk_channel_destroy(af->ch);
-		if (rc < 0)
-			return rc;
-		af->ch = NULL;
-	}
+	rc = afio_file_detach(af);
+	if (rc < 0)
+		return rc;
 	rc = aioblk_disk_close(af->disk);
 	if (rc < 0)
 		return rc;
@@ -292,51 +414,56 @@ afio_disk_size(const char *path, uint32_t flags, uint64_t *bytes)
 }
 
 /*
- * Start one request. Byte offsets and lengths become blocks; what is not a
- * whole number of blocks is refused with -EINVAL, like a misaligned O_DIRECT
- * request. Returns 0 when accepted (cb then runs once from a poll), -EAGAIN
- * when the channel is full, or another negative errno when refused.
+ * Accept one request: the job's callback then runs once with req->arg.
+ * Byte offsets and lengths must be whole blocks (like O_DIRECT requests);
+ * a request the channel has no room for yet waits in the engine. Returns 0
+ * when accepted or a negative errno when refused (no callback then).
  */
 static int
-afio_start(struct aioblk_fio_data *d, struct aioblk_fio_file *af, enum aioblk_fio_op op, void *buf,
-	   uint64_t offset, uint64_t len, aioblk_cb cb, void *arg)
+afio_submit(struct aioblk_fio_data *d, struct aioblk_fio_file *af, const struct aioblk_fio_req *req)
 {
 	uint64_t bs = af->block_size;
-	int rc;
+	int rc = -EAGAIN;
 
-	if (op != AIOBLK_FIO_FLUSH && (offset % bs || len % bs || len == 0))
+	if (req->op != AIOBLK_FIO_FLUSH && (req->offset % bs || req->len % bs || req->len == 0))
 		return -EINVAL;
-	switch (op) {
-	case AIOBLK_FIO_READ:
-		rc = aioblk_read(af->ch, buf, offset / bs, len / bs, cb, arg);
-		break;
-	case AIOBLK_FIO_WRITE:
-		rc = aioblk_write(af->ch, buf, offset / bs, len / bs, cb, arg);
-		break;
-	case AIOBLK_FIO_FLUSH:
-		rc = aioblk_flush(af->ch, cb, arg);
-		break;
-	case AIOBLK_FIO_UNMAP:
-		if (!aioblk_disk_supports(af->disk, AIOBLK_IO_UNMAP))
-			return -EOPNOTSUPP;
-		rc = aioblk_unmap(af->ch, offset / bs, len / bs, cb, arg);
-		break;
-	default:
-		return -EINVAL;
-	}
+	if (af->wait_count == 0)
+		rc = afio_try(af, req, d->cb);
 	if (rc == 0) {
-		d->inflight++;
-		d->queued++;
+		d->started++;
+	} else if (rc == -EAGAIN) {
+		/* fio never has more than iodepth (cap) requests, so the ring has room. */
+		if (af->wait_count == d->cap)
+			return -EBUSY;
+		af->wait[(af->wait_head + af->wait_count) % d->cap] = *req;
+		af->wait_count++;
+		d->waiting++;
+	} else {
+		return rc;
 	}
-	return rc;
+	d->inflight++;
+	return 0;
 }
 
-/* A callback finished arg: store it for ->event. */
+/* Hand what was started since the last commit to the kernel. */
+static int
+afio_commit(struct aioblk_fio_data *d, unsigned int *started)
+{
+	int rc = 0;
+
+	*started = d->started;
+	if (d->started) {
+		rc = aioblk_group_submit(d->group);
+		d->started = 0;
+	}
+	return rc < 0 ? rc : 0;
+}
+
+/* The job's callback has finished arg: store it for the reaper. */
 static void
 afio_finished(struct aioblk_fio_data *d, void *arg)
 {
 	d->inflight--;
-	/* fio never has more than iodepth io_us, and cap is iodepth. */
 	if (d->count < d->cap) {
 		d->done[(d->head + d->count) % d->cap] = arg;
 		d->count++;
@@ -352,10 +479,24 @@ afio_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* One round of the group: wait (eventfd mode) or poll, then start what waits. */
+static int
+afio_turn(struct aioblk_fio_data *d, unsigned int want, int timeout_ms)
+{
+	int rc;
+
+	if (d->eventfd && timeout_ms != 0)
+		rc = aioblk_group_wait(d->group, timeout_ms);
+	else
+		rc = aioblk_group_poll(d->group, want);
+	afio_kick(d);
+	return rc;
+}
+
 /*
  * Collect at least min and at most max completions, waiting no longer than
- * timeout (NULL: no limit). Returns how many are ready (the entries
- * afio_ready(0..n-1) until the next call), or a negative errno.
+ * timeout (NULL: no limit). Returns how many are ready (afio_ready(0..n-1)
+ * until the next call), or a negative errno.
  */
 static int
 afio_reap(struct aioblk_fio_data *d, unsigned int min, unsigned int max, const struct timespec *timeout)
@@ -375,27 +516,21 @@ afio_reap(struct aioblk_fio_data *d, unsigned int min, unsigned int max, const s
 		deadline = afio_now_ns() + (uint64_t)timeout->tv_sec * 1000000000u + (uint64_t)timeout->tv_nsec;
 
 	if (d->count < max) {
-		rc = aioblk_group_poll(d->group, max - d->count);
+		rc = afio_turn(d, max - d->count, 0);
 		if (rc < 0)
 			return rc;
 	}
 	while (d->count < min && d->inflight > 0) {
-		if (d->eventfd) {
-			int ms = -1;
+		int ms = -1;
 
-			if (timeout) {
-				uint64_t now = afio_now_ns();
+		if (timeout) {
+			uint64_t now = afio_now_ns();
 
-				if (now >= deadline)
-					break;
-				ms = (int)((deadline - now + 999999) / 1000000);
-			}
-			rc = aioblk_group_wait(d->group, ms);
-		} else {
-			if (timeout && afio_now_ns() >= deadline)
+			if (now >= deadline)
 				break;
-			rc = aioblk_group_poll(d->group, max - d->count);
+			ms = (int)((deadline - now + 999999) / 1000000);
 		}
+		rc = afio_turn(d, max - d->count, ms);
 		if (rc < 0)
 			return rc;
 	}
@@ -433,6 +568,8 @@ fio_aioblk_queue_depth(struct thread_data *td)
 	return qd ? qd : td->o.iodepth;
 }
 
+static void fio_aioblk_done(void *arg, int status);
+
 /* Make the job's poll group. */
 static int
 fio_aioblk_init(struct thread_data *td)
@@ -440,7 +577,7 @@ fio_aioblk_init(struct thread_data *td)
 	struct aioblk_fio_data *d;
 	int rc;
 
-	rc = afio_data_create(fio_aioblk_opts(td)->eventfd, td->o.iodepth, &d);
+	rc = afio_data_create(fio_aioblk_opts(td)->eventfd, td->o.iodepth, fio_aioblk_done, &d);
 	if (rc < 0) {
 		td_verror(td, -rc, "aioblk_group_create");
 		return 1;
@@ -449,7 +586,7 @@ fio_aioblk_init(struct thread_data *td)
 	return 0;
 }
 
-/* Destroy the channels left open, then the group. */
+/* Destroy the channels still open, then the group. */
 static void
 fio_aioblk_cleanup(struct thread_data *td)
 {
@@ -459,18 +596,17 @@ fio_aioblk_cleanup(struct thread_data *td)
 
 	if (!d)
 		return;
-	afio_drain(d);
 	for_each_file(td, f, i) {
 		struct aioblk_fio_file *af = FILE_ENG_DATA(f);
 
-		if (af && af->ch && aioblk_channel_destroy(af->ch) == 0)
-			af->ch = NULL;
+		if (af)
+			afio_file_detach(af);
 	}
 	afio_data_destroy(d);
 	td->io_ops_data = NULL;
 }
 
-/* Open the file as an aioblk disk; its channel comes with the job's group. */
+/* Open the file as an aioblk disk, with a channel in the job's group. */
 static int
 fio_aioblk_open_file(struct thread_data *td, struct fio_file *f)
 {
@@ -484,11 +620,11 @@ fio_aioblk_open_file(struct thread_data *td, struct fio_file *f)
 		td_verror(td, -rc, "aioblk_disk_open");
 		return 1;
 	}
-	/* fio may open a file before init (to size it): the channel then waits for the first request. */
+	/* fio may open a file before init: the channel then comes with the first request. */
 	if (d) {
 		rc = afio_file_attach(d, af, fio_aioblk_opts(td), fio_aioblk_queue_depth(td));
 		if (rc < 0) {
-			afio_file_close(d, af);
+			afio_file_close(af);
 			td_verror(td, -rc, "aioblk_channel_create");
 			return 1;
 		}
@@ -506,7 +642,7 @@ fio_aioblk_close_file(struct thread_data *td, struct fio_file *f)
 
 	if (!af)
 		return 0;
-	rc = afio_file_close(td->io_ops_data, af);
+	rc = afio_file_close(af);
 	if (rc < 0) {
 		td_verror(td, -rc, "aioblk_disk_close");
 		return 1;
@@ -551,6 +687,7 @@ fio_aioblk_invalidate(struct thread_data *td, struct fio_file *f)
 	return 0;
 }
 
+/* The library's callback: the io_u is done, with status. */
 static void
 fio_aioblk_done(void *arg, int status)
 {
@@ -568,46 +705,42 @@ fio_aioblk_queue(struct thread_data *td, struct io_u *io_u)
 {
 	struct aioblk_fio_data *d = td->io_ops_data;
 	struct aioblk_fio_file *af = FILE_ENG_DATA(io_u->file);
-	enum aioblk_fio_op op;
+	struct aioblk_fio_req req = {
+		.buf = io_u->xfer_buf,
+		.offset = io_u->offset,
+		.len = io_u->xfer_buflen,
+		.arg = io_u,
+	};
 	int rc;
 
 	fio_ro_check(td, io_u);
-	if (!af) {
-		io_u->error = EBADF;
-		return FIO_Q_COMPLETED;
-	}
-	if (!af->ch) {
-		rc = afio_file_attach(d, af, fio_aioblk_opts(td), fio_aioblk_queue_depth(td));
-		if (rc < 0) {
-			io_u->error = -rc;
-			return FIO_Q_COMPLETED;
-		}
-	}
 	switch (io_u->ddir) {
 	case DDIR_READ:
-		op = AIOBLK_FIO_READ;
+		req.op = AIOBLK_FIO_READ;
 		break;
 	case DDIR_WRITE:
-		op = AIOBLK_FIO_WRITE;
+		req.op = AIOBLK_FIO_WRITE;
 		break;
 	case DDIR_TRIM:
-		op = AIOBLK_FIO_UNMAP;
+		req.op = AIOBLK_FIO_UNMAP;
 		break;
 	case DDIR_SYNC:
 	case DDIR_DATASYNC:
-		/* A flush covers the writes that completed before it: let those finish first. */
-		if (aioblk_channel_inflight(af->ch) > 0)
-			return FIO_Q_BUSY;
-		op = AIOBLK_FIO_FLUSH;
+		req.op = AIOBLK_FIO_FLUSH;
 		break;
 	default:
 		io_u->error = EINVAL;
 		return FIO_Q_COMPLETED;
 	}
-	io_u->engine_data = d;
-	rc = afio_start(d, af, op, io_u->xfer_buf, io_u->offset, io_u->xfer_buflen, fio_aioblk_done, io_u);
-	if (rc == -EAGAIN)
-		return FIO_Q_BUSY;
+	if (!af) {
+		io_u->error = EBADF;
+		return FIO_Q_COMPLETED;
+	}
+	rc = afio_file_attach(d, af, fio_aioblk_opts(td), fio_aioblk_queue_depth(td));
+	if (rc == 0) {
+		io_u->engine_data = d;
+		rc = afio_submit(d, af, &req);
+	}
 	if (rc < 0) {
 		io_u->error = -rc;
 		return FIO_Q_COMPLETED;
@@ -615,19 +748,17 @@ fio_aioblk_queue(struct thread_data *td, struct io_u *io_u)
 	return FIO_Q_QUEUED;
 }
 
-/* Give the queued batch to the kernel. */
+/* Give the requests queued since the last commit to the kernel. */
 static int
 fio_aioblk_commit(struct thread_data *td)
 {
-	struct aioblk_fio_data *d = td->io_ops_data;
+	unsigned int started;
 	int rc;
 
-	if (!d->queued)
-		return 0;
-	rc = aioblk_group_submit(d->group);
-	io_u_mark_submit(td, d->queued);
-	d->queued = 0;
-	return rc < 0 ? rc : 0;
+	rc = afio_commit(td->io_ops_data, &started);
+	if (started)
+		io_u_mark_submit(td, started);
+	return rc;
 }
 
 /* Reap between min and max completions. */
