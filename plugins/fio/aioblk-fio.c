@@ -445,17 +445,25 @@ afio_submit(struct aioblk_fio_data *d, struct aioblk_fio_file *af, const struct 
 	return 0;
 }
 
-/* Hand what was started since the last commit to the kernel. */
+/*
+ * Hand what was started since the last commit to the kernel. While fio
+ * still has completions to take from the ring, the batch is left to grow:
+ * fio reaps one completion and queues one request at a time (with its
+ * default iodepth_batch_complete_max), and an io_submit for each would cost
+ * a system call per request. The batch goes to the kernel at the latest
+ * when the ring runs dry, in the poll that the next reap makes.
+ */
 static int
 afio_commit(struct aioblk_fio_data *d, unsigned int *started)
 {
 	int rc = 0;
 
+	*started = 0;
+	if (!d->started || d->count > d->returned)
+		return 0;
 	*started = d->started;
-	if (d->started) {
-		rc = aioblk_group_submit(d->group);
-		d->started = 0;
-	}
+	rc = aioblk_group_submit(d->group);
+	d->started = 0;
 	return rc < 0 ? rc : 0;
 }
 
@@ -479,24 +487,31 @@ afio_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* One round of the group: wait (eventfd mode) or poll, then start what waits. */
+/*
+ * One round of the group: reap everything that has completed (the ring has
+ * room for all of it: fio has no more requests than cap), hand what is
+ * queued to the kernel, then start what waits for room. In eventfd mode a
+ * round that may block sleeps on the eventfd.
+ */
 static int
-afio_turn(struct aioblk_fio_data *d, unsigned int want, int timeout_ms)
+afio_turn(struct aioblk_fio_data *d, int timeout_ms)
 {
 	int rc;
 
 	if (d->eventfd && timeout_ms != 0)
 		rc = aioblk_group_wait(d->group, timeout_ms);
 	else
-		rc = aioblk_group_poll(d->group, want);
+		rc = aioblk_group_poll(d->group, 0);
+	d->started = 0;
 	afio_kick(d);
 	return rc;
 }
 
 /*
  * Collect at least min and at most max completions, waiting no longer than
- * timeout (NULL: no limit). Returns how many are ready (afio_ready(0..n-1)
- * until the next call), or a negative errno.
+ * timeout (NULL: no limit). Completions beyond max stay in the ring for the
+ * next call, which returns them without asking the kernel. Returns how many
+ * are ready (afio_ready(0..n-1) until the next call), or a negative errno.
  */
 static int
 afio_reap(struct aioblk_fio_data *d, unsigned int min, unsigned int max, const struct timespec *timeout)
@@ -515,8 +530,9 @@ afio_reap(struct aioblk_fio_data *d, unsigned int min, unsigned int max, const s
 	if (timeout)
 		deadline = afio_now_ns() + (uint64_t)timeout->tv_sec * 1000000000u + (uint64_t)timeout->tv_nsec;
 
-	if (d->count < max) {
-		rc = afio_turn(d, max - d->count, 0);
+	/* Without a minimum, one look at the kernel; with one, only when the ring cannot meet it. */
+	if (min == 0 && d->count < max) {
+		rc = afio_turn(d, 0);
 		if (rc < 0)
 			return rc;
 	}
@@ -530,7 +546,7 @@ afio_reap(struct aioblk_fio_data *d, unsigned int min, unsigned int max, const s
 				break;
 			ms = (int)((deadline - now + 999999) / 1000000);
 		}
-		rc = afio_turn(d, max - d->count, ms);
+		rc = afio_turn(d, ms);
 		if (rc < 0)
 			return rc;
 	}
