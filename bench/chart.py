@@ -91,12 +91,13 @@ set xtics (1, 4, 16, 32, 128)
 set xrange [0.8:160]
 set xlabel 'queue depth'
 set grid
-set key top left
+set key bottom right opaque box
 set ylabel 'IOPS (thousands)'
 set yrange [0:*]
 set title 'IOPS'
 plot {', '.join(plots_iops)}
 set ylabel 'p99 latency (us)'
+set key top left opaque box
 set logscale y
 set yrange [*:*]
 set title 'p99 latency (log scale)'

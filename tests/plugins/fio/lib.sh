@@ -16,12 +16,15 @@ if [ -z "$engine" ] || [ ! -f "$engine" ]; then
 	echo "SKIP: the engine '$engine' is not built (meson setup -Dfio_source=DIR)"
 	exit 77
 fi
+engine=$(realpath "$engine")
 case $(fio --version) in
 fio-3.33) ;;
 *) echo "note: fio is $(fio --version); the engine is built for fio-3.33" ;;
 esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aioblk-fio-test.XXXXXX")
+# fio leaves verify state files in its working directory: keep them in $work.
+cd "$work" || exit 1
 cleanup_mounts=()
 cleanup_loops=()
 cleanup_zrams=()
@@ -128,8 +131,9 @@ fio_fails() {
 	runs=$((runs + 1))
 	fio --name="$name" --ioengine="external:$engine" --output="$work/$name.out" "$@" >"$work/$name.err" 2>&1
 	rc=$?
-	if [ "$rc" -eq 1 ] && cat "$work/$name.out" "$work/$name.err" | grep -qE "$pattern"; then
-		echo "ok   $name (fio reported: $(cat "$work/$name.out" "$work/$name.err" | grep -m1 -E "$pattern" | sed 's/^ *//'))"
+	# grep the files, not a pipe: with pipefail, grep -q closing the pipe early would fail it.
+	if [ "$rc" -eq 1 ] && grep -qE "$pattern" "$work/$name.out" "$work/$name.err"; then
+		echo "ok   $name (fio reported: $(grep -h -m1 -E "$pattern" "$work/$name.out" "$work/$name.err" | head -1 | sed 's/^ *//'))"
 	else
 		echo "FAIL $name: wanted an fio error matching '$pattern' (exit 1), got exit $rc: fio $*"
 		cat "$work/$name.err" "$work/$name.out" | grep -v '^ *$' | head -40
