@@ -6,8 +6,16 @@
  * (thread or process) gets one aioblk poll group; each file the job opens
  * gets one aioblk disk and one channel in that group. ->queue hands a request
  * to the channel, ->commit gives the batch to the kernel
- * (aioblk_group_submit), ->getevents polls the group (or sleeps on its eventfd
- * with the "eventfd" option) and ->event returns the io_u a callback finished.
+ * (aioblk_group_submit), ->getevents polls the group (or sleeps on its
+ * eventfd with aioblk_eventfd=1) and ->event returns the io_u a callback
+ * finished.
+ *
+ * Two things differ from a thin mapping, both for fio's sake. A request the
+ * channel has no room for waits in the engine instead of going back to fio
+ * as FIO_Q_BUSY (fio's requeue path breaks verify in rw jobs). And every
+ * poll reaps all that completed into a ring that later getevents calls are
+ * answered from, so that fio, which takes one completion at a time, still
+ * gets one io_submit per batch and no io_getevents at all.
  *
  * Built against a configured fio source tree (the meson option fio_source):
  * the headers come from that tree, none are shipped with aioblk, and this

@@ -21,14 +21,28 @@ fio_fails zram-mem_limit-eio 'Input/output error' --filename="$z_full" --direct=
 	--size=16M --iodepth=8 --refill_buffers=1
 
 # A read error: a buffered file shrinks under a running job (rate-limited so
-# that it is still reading when the file is cut); reads past the new end
-# transfer nothing, which the library reports as EIO.
-head -c 8M /dev/urandom >"$work/tmpfs/shrinks"
-(sleep 1.5; truncate -s 1M "$work/tmpfs/shrinks") &
-fio_fails buffered-file-truncated-eio 'Input/output error' --filename="$work/tmpfs/shrinks" \
+# that it reads for 5 s); reads past the new end transfer nothing, which the
+# library reports as EIO. The file is cut once fio holds it open (not
+# earlier: fio would lay it out again at its full size).
+shrinks=$work/tmpfs/shrinks
+head -c 8M /dev/urandom >"$shrinks"
+# Open in two looks 0.1 s apart: the job's open, not the engine's brief one
+# for the file's size.
+held_open() { [ -n "$(find /proc/[0-9]*/fd -lname "$shrinks" 2>/dev/null | head -1)" ]; }
+(
+	for _ in $(seq 1 400); do
+		if held_open && sleep 0.1 && held_open; then
+			sleep 0.2
+			truncate -s 1M "$shrinks"
+			exit 0
+		fi
+		sleep 0.05
+	done
+) &
+fio_fails buffered-file-truncated-eio 'Input/output error' --filename="$shrinks" \
 	--aioblk_buffered=1 --rw=read --bs=4k --size=8M --rate_iops=400
 wait
-rm -f "$work/tmpfs/shrinks"
+rm -f "$shrinks"
 
 # Damage the verifier must see: write with headers, overwrite 4 KiB behind the
 # engine, read back through the engine.
