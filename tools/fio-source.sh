@@ -52,6 +52,10 @@ if [ "$found" = 0 ]; then
 fi
 apt_opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$state/sl"
 	-o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache")
+# As root, apt would download as _apt, who cannot write into DIR (and says so).
+if [ "$(id -u)" -eq 0 ]; then
+	apt_opts+=(-o APT::Sandbox::User=root)
+fi
 
 echo "fio-source.sh: fetching fio=$debian_version into $dir" >&2
 apt-get "${apt_opts[@]}" -qq update
