@@ -620,7 +620,8 @@ fio_aioblk_cleanup(struct thread_data *td)
 
 	if (!d)
 		return;
-	for_each_file(td, f, i) {
+	/* fio's for_each_file(), spelled out (clang-format cannot read the macro). */
+	for (i = 0; td->files_index && i < td->o.nr_files && (f = td->files[i]) != NULL; i++) {
 		struct aioblk_fio_file *af = FILE_ENG_DATA(f);
 
 		if (af)

@@ -9,6 +9,7 @@
 #
 # Usage: fio_faults.sh PATH/TO/aioblk-fio.so   (root; exit 77 to skip)
 set -uo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 mount_tmpfs "$work/tmpfs" 64M || exit 1

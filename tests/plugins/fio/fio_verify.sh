@@ -8,6 +8,7 @@
 #
 # Usage: fio_verify.sh PATH/TO/aioblk-fio.so   (root; exit 77 to skip)
 set -uo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 size=48M
@@ -26,30 +27,30 @@ common=(--verify_fatal=1 --direct=1 --randrepeat=0 --norandommap=0)
 
 # matrix TAG MIN_BS (--filename=X | --directory=D) : the jobs on one target.
 matrix() {
-	local tag=$1 b=$2 target=$3 split split_args half
+	local tag=$1 b=$2 split split_args half
+	local target=("$3")
 	if [ "$b" = 512 ]; then
 		split=512/20:4k/40:64k/30:256k/10
 	else
 		split=4k/50:16k/20:64k/20:256k/10
 	fi
 	# Two jobs: their own files in a directory, halves of a device.
-	case $target in
-	--directory=*) target="$target --unlink=1"; split_args=(--size=16M) ;;
+	case $3 in
+	--directory=*) target+=(--unlink=1); split_args=(--size=16M) ;;
 	*) half=$((48 / 2))M; split_args=(--size="$half" --offset_increment="$half") ;;
 	esac
-	# shellcheck disable=SC2086 # $target may carry --unlink=1
-	fio_ok "$tag-randrw-bsrange-qd1-crc32c" $target "${common[@]}" --size=$size --rw=randrw \
+	fio_ok "$tag-randrw-bsrange-qd1-crc32c" "${target[@]}" "${common[@]}" --size=$size --rw=randrw \
 		--bsrange="$b"-256k --iodepth=1 --verify=crc32c
-	fio_ok "$tag-randrw-bssplit-qd128-md5-backlog-fsync" $target "${common[@]}" --size=$size --rw=randrw \
+	fio_ok "$tag-randrw-bssplit-qd128-md5-backlog-fsync" "${target[@]}" "${common[@]}" --size=$size --rw=randrw \
 		--bssplit="$split" --iodepth=128 --verify=md5 --verify_backlog=64 --fsync=16
-	fio_ok "$tag-randwrite-threads2-qd32-crc32c-eventfd" $target "${common[@]}" "${split_args[@]}" \
+	fio_ok "$tag-randwrite-threads2-qd32-crc32c-eventfd" "${target[@]}" "${common[@]}" "${split_args[@]}" \
 		--rw=randwrite --bsrange="$b"-64k --iodepth=32 --verify=crc32c --thread --numjobs=2 \
 		--aioblk_eventfd=1 --fdatasync=8
-	fio_ok "$tag-randrw-procs2-qd8-md5-backlog" $target "${common[@]}" "${split_args[@]}" \
+	fio_ok "$tag-randrw-procs2-qd8-md5-backlog" "${target[@]}" "${common[@]}" "${split_args[@]}" \
 		--rw=randrw --bssplit="$split" --iodepth=8 --verify=md5 --verify_backlog=16 --numjobs=2
-	fio_ok "$tag-trimwrite-crc32c" $target "${common[@]}" --size=$size --rw=trimwrite \
+	fio_ok "$tag-trimwrite-crc32c" "${target[@]}" "${common[@]}" --size=$size --rw=trimwrite \
 		--bsrange="$b"-64k --iodepth=16 --verify=crc32c
-	fio_ok "$tag-randtrim" $target "${common[@]}" --size=$size --rw=randtrim --bsrange="$b"-256k --iodepth=4
+	fio_ok "$tag-randtrim" "${target[@]}" "${common[@]}" --size=$size --rw=randtrim --bsrange="$b"-256k --iodepth=4
 }
 
 # ext4 on a zram device: O_DIRECT in 4096-byte units.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Shared by the fio engine tests: skip rules, private devices made so that
 # they are undone at exit (also on failure), and a fio runner that tells an
@@ -32,8 +33,8 @@ cleanup_failed=0
 
 # Remove a zram device, retrying while udev's probe still holds it.
 zram_remove() {
-	local id=$1 i
-	for i in $(seq 1 100); do
+	local id=$1
+	for _ in $(seq 1 100); do
 		if echo "$id" >/sys/class/zram-control/hot_remove 2>/dev/null; then
 			return 0
 		fi
@@ -83,8 +84,10 @@ zram_make() {
 
 # loop_make FILE SECTOR_SIZE [-r]: a loop device over FILE, path in $dev.
 loop_make() {
-	dev=$(losetup -f --show --sector-size "$2" --direct-io=on ${3:-} "$1" 2>/dev/null) ||
-		dev=$(losetup -f --show --sector-size "$2" ${3:-} "$1") || return 1
+	local extra=()
+	[ -n "${3:-}" ] && extra=("$3")
+	dev=$(losetup -f --show --sector-size "$2" --direct-io=on "${extra[@]}" "$1" 2>/dev/null) ||
+		dev=$(losetup -f --show --sector-size "$2" "${extra[@]}" "$1") || return 1
 	# Detached before the file system that holds FILE is unmounted.
 	cleanup_loops+=("$dev")
 }
