@@ -642,6 +642,13 @@ fio_aioblk_open_file(struct thread_data *td, struct fio_file *f)
 	rc = afio_file_open(f->file_name, afio_disk_flags(fio_aioblk_opts(td), fio_aioblk_writes(td), td->o.odirect),
 			    &af);
 	if (rc < 0) {
+		struct stat st;
+
+		/* fio splits size= over nrfiles= to the byte; aioblk opens whole blocks only. */
+		if (rc == -EINVAL && stat(f->file_name, &st) == 0 && S_ISREG(st.st_mode) && st.st_size % 512)
+			log_err("aioblk: %s: %lld bytes is not a whole number of 512-byte blocks: "
+				"give fio sizes that divide (filesize=)\n",
+				f->file_name, (long long)st.st_size);
 		td_verror(td, -rc, "aioblk_disk_open");
 		return 1;
 	}

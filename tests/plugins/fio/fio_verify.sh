@@ -68,4 +68,9 @@ fio_ok zram-bounce-randrw-crc32c --filename="$z_raw" --verify_fatal=1 --direct=1
 fio_ok loop512-qd64-channel8-nowait-crc32c --filename="$l512" --verify_fatal=1 --direct=1 --size=$size \
 	--rw=randrw --bsrange=512-16k --iodepth=64 --verify=crc32c --aioblk_queue_depth=8 --aioblk_nowait=1
 
+# Several files in one job: a channel each, opened and closed as fio rotates them.
+fio_ok tmpfs-nrfiles3-openfiles1-crc32c --directory="$work/tmpfs" --unlink=1 --verify_fatal=1 --direct=1 \
+	--nrfiles=3 --filesize=8M --openfiles=1 --file_service_type=random --rw=randrw --bsrange=512-64k \
+	--iodepth=16 --verify=crc32c --aioblk_queue_depth=4
+
 finish
