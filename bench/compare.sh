@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Side-by-side: aioblk-perf against fio's libaio (default and with batched
-# submission) and io_uring engines, on the same device, runs alternating
-# A B C D A B C D ... for --rounds rounds; prints medians and the medians of
-# the per-round ratios (bench/summarize.py).
+# submission) and io_uring engines and fio with the aioblk engine, on the
+# same device, runs alternating A B C D E A B C D E ... for --rounds rounds;
+# prints medians and the medians of the per-round ratios (bench/summarize.py).
 #
 # Usage: bench/compare.sh [--device DEV|FILE] [--runtime S] [--rounds N]
-#                         [--perf PATH/TO/aioblk-perf] [--out DIR] [--cases LIST]
-# Default device: /dev/zram0 as root (sized 1G and filled with random data
-# only when its disksize reads 0; otherwise used as it is), else a temporary
-# 512 MiB file in $TMPDIR (removed at the end).
+#                         [--perf PATH/TO/aioblk-perf] [--engine PATH/TO/aioblk-fio.so]
+#                         [--out DIR] [--cases LIST]
+# Cases: qd1 qd4 qd16 qd32 qd128 (4 KiB randread; "sweep" is all five),
+# randwrite, seqread, threads2, interrupt; default: all of them.
+# Default device: /dev/zram0 as root (sized 1G when its disksize reads 0),
+# else a temporary 512 MiB file in $TMPDIR (removed at the end). The device
+# is overwritten: with random data before every read case, so that no case
+# reads what another case wrote (zero pages are cheap to read on zram).
+# The engine column is left out when no aioblk-fio.so is found (build with
+# meson setup -Dfio_source=DIR, see tools/fio-source.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,11 +24,12 @@ device=""
 runtime=3
 rounds=3
 perf=${AIOBLK_PERF:-}
+engine=${AIOBLK_FIO_ENGINE:-}
 out=""
-cases="qd1 qd32 qd128 randwrite seqread threads2 interrupt"
+cases="sweep randwrite seqread threads2 interrupt"
 
 usage() {
-	sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 while [ $# -gt 0 ]; do
@@ -31,6 +38,7 @@ while [ $# -gt 0 ]; do
 	--runtime) runtime=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
 	--perf) perf=$2; shift 2 ;;
+	--engine) engine=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--cases) cases=$2; shift 2 ;;
 	-h | --help) usage 0 ;;
@@ -64,6 +72,18 @@ if ! command -v fio >/dev/null 2>&1; then
 		exit 1
 	fi
 fi
+if [ -z "$engine" ]; then
+	for e in "$root"/build*/plugins/fio/aioblk-fio.so; do
+		if [ -f "$e" ]; then engine=$e; break; fi
+	done
+fi
+if [ -n "$engine" ] && [ ! -f "$engine" ]; then
+	echo "compare.sh: --engine $engine does not exist" >&2
+	exit 1
+fi
+if [ -z "$engine" ]; then
+	echo "compare.sh: no aioblk-fio.so (meson setup -Dfio_source=DIR): the fio + aioblk engine column is left out" >&2
+fi
 command -v python3 >/dev/null 2>&1 || { echo "compare.sh: python3 is needed for the summary" >&2; exit 1; }
 fio_version=$(fio --version)
 case $fio_version in
@@ -91,10 +111,7 @@ if [ -z "$device" ]; then
 		fi
 		if [ "$(cat /sys/block/zram0/disksize)" = 0 ]; then
 			echo 1G >/sys/block/zram0/disksize
-			# Random (incompressible) data, so that reads return real data as a used device would.
-			echo "compare.sh: filling /dev/zram0 with random data" >&2
-			dd if=/dev/urandom of=/dev/zram0 bs=1M count=1024 oflag=direct status=none
-			prepared="sized 1G and filled with random data by this script"
+			prepared="sized 1G by this script"
 		fi
 	else
 		tmpfile=$(mktemp "${TMPDIR:-/var/tmp}/aioblk-compare.XXXXXX")
@@ -108,6 +125,20 @@ if [ ! -e "$device" ]; then
 	echo "compare.sh: $device does not exist" >&2
 	exit 1
 fi
+prepared="$prepared; refilled with random data before every read case"
+
+# Random (incompressible) data over the whole device, so that reads return
+# real data as a used device would, whatever the case before wrote.
+refill() {
+	local bytes
+	if [ -b "$device" ]; then
+		bytes=$(blockdev --getsize64 "$device")
+	else
+		bytes=$(stat -c %s "$device")
+	fi
+	echo "  refilling $device with random data" >&2
+	dd if=/dev/urandom of="$device" bs=1M count=$((bytes >> 20)) oflag=direct conv=notrunc status=none
+}
 
 if [ -z "$out" ]; then
 	out=$(mktemp -d "${TMPDIR:-/tmp}/aioblk-compare-results.XXXXXX")
@@ -127,9 +158,11 @@ mkdir -p "$out"
 	fi
 	echo "fio: $fio_version"
 	echo "aioblk-perf: $("$perf" --version) ($perf)"
+	echo "fio engine: ${engine:-none}"
+	echo "cases: $cases"
 	echo "runtime per run: ${runtime}s, rounds: $rounds"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} >"$out/machine.txt"
+} >>"$out/machine.txt"
 cat "$out/machine.txt" >&2
 
 # --- runs ---
@@ -147,19 +180,32 @@ run_one() {
 	echo "  $case round $round: $tool done" >&2
 }
 
+# --lat_percentiles: p99 of the whole latency (submission to completion), as aioblk-perf counts it.
 fio_common=(--name=job --filename="$device" --direct=1 --time_based --runtime="$runtime"
-	--norandommap --randrepeat=0 --group_reporting --output-format=json)
+	--norandommap --randrepeat=0 --group_reporting --lat_percentiles=1 --output-format=json)
 fio_libaio=(--ioengine=libaio)
 fio_batched=(--ioengine=libaio --iodepth_batch_submit=16 --iodepth_batch_complete_min=1)
 fio_uring=(--ioengine=io_uring)
+# fio's defaults, as for the libaio column: the engine batches by itself.
+fio_engine=(--ioengine="external:$engine")
 
-# compare CASE "aioblk-perf args" "fio args": the four tools, alternating, for every round.
+# compare CASE "aioblk-perf args" "fio args": the tools, alternating, for every round.
 compare() {
 	local case=$1 pargs=$2 fargs=$3 r
 	echo "case $case: aioblk-perf $pargs | fio $fargs" >&2
 	mkdir -p "$out/$case"
-	printf 'aioblk-perf %s %s -t %s --json\nfio %s %s\n' "$device" "$pargs" "$runtime" "${fio_common[*]}" "$fargs" \
-		>"$out/$case/commands.txt"
+	case $fargs in
+	--rw=randread* | --rw=read*) refill ;;
+	esac
+	{
+		printf 'aioblk-perf %s %s -t %s --json\n' "$device" "$pargs" "$runtime"
+		printf 'fio %s %s %s\n' "${fio_common[*]}" "${fio_libaio[*]}" "$fargs"
+		printf 'fio %s %s %s\n' "${fio_common[*]}" "${fio_batched[*]}" "$fargs"
+		printf 'fio %s %s %s\n' "${fio_common[*]}" "${fio_uring[*]}" "$fargs"
+		if [ -n "$engine" ]; then
+			printf 'fio %s %s %s\n' "${fio_common[*]}" "${fio_engine[*]}" "$fargs"
+		fi
+	} >"$out/$case/commands.txt"
 	for r in $(seq 1 "$rounds"); do
 		# shellcheck disable=SC2086 # the argument strings split on purpose
 		run_one aioblk "$case" "$r" "$perf" "$device" $pargs -t "$runtime" --json
@@ -169,6 +215,10 @@ compare() {
 		run_one fio-libaio-batched "$case" "$r" fio "${fio_common[@]}" "${fio_batched[@]}" $fargs
 		# shellcheck disable=SC2086
 		run_one fio-io_uring "$case" "$r" fio "${fio_common[@]}" "${fio_uring[@]}" $fargs
+		if [ -n "$engine" ]; then
+			# shellcheck disable=SC2086
+			run_one fio-aioblk "$case" "$r" fio "${fio_common[@]}" "${fio_engine[@]}" $fargs
+		fi
 		if [ "$case" = threads2 ]; then
 			# One thread in the same round, for the scaling ratio.
 			# shellcheck disable=SC2086
@@ -181,6 +231,7 @@ compare() {
 compare_interrupt() {
 	local qd=$1 case=interrupt-qd$1 r
 	echo "case $case: aioblk-perf busy-poll vs --interrupt, randread 4k QD$qd" >&2
+	refill
 	for r in $(seq 1 "$rounds"); do
 		run_one aioblk-poll "$case" "$r" "$perf" "$device" -w randread -b 4k -q "$qd" -t "$runtime" --json
 		run_one aioblk-interrupt "$case" "$r" "$perf" "$device" -w randread -b 4k -q "$qd" -t "$runtime" \
@@ -188,11 +239,12 @@ compare_interrupt() {
 	done
 }
 
-for c in $cases; do
+for c in ${cases//sweep/qd1 qd4 qd16 qd32 qd128}; do
 	case $c in
-	qd1) compare randread-4k-qd1 "-w randread -b 4k -q 1" "--rw=randread --bs=4k --iodepth=1" ;;
-	qd32) compare randread-4k-qd32 "-w randread -b 4k -q 32" "--rw=randread --bs=4k --iodepth=32" ;;
-	qd128) compare randread-4k-qd128 "-w randread -b 4k -q 128" "--rw=randread --bs=4k --iodepth=128" ;;
+	qd1 | qd4 | qd16 | qd32 | qd128)
+		q=${c#qd}
+		compare "randread-4k-qd$q" "-w randread -b 4k -q $q" "--rw=randread --bs=4k --iodepth=$q"
+		;;
 	randwrite)
 		# Random data in both (fio without its per-write scrambling, which aioblk-perf does not do):
 		# zram compresses every write, so this measures the data as much as the I/O path.

@@ -4,7 +4,9 @@
 
 Per case and tool: the median over the rounds. Per case and fio engine: the
 median of the per-round ratios aioblk / fio (each ratio from runs of the same
-round, which ran back to back). Then the targets of issue 3, met or missed.
+round, which ran back to back). The same for fio with the aioblk engine
+against fio's own engines, and IOPS and p99 latency against queue depth
+(bench/chart.sh draws them). Then the targets, met or missed.
 
 Usage: summarize.py RESULTS_DIR
 """
@@ -20,10 +22,16 @@ FIO_LABEL = {
     "fio-libaio-batched": "fio libaio batched",
     "fio-io_uring": "fio io_uring",
 }
-CASE_ORDER = ["randread-4k-qd1", "randread-4k-qd32", "randread-4k-qd128", "randwrite-4k-qd32",
-              "randwrite-zero-4k-qd32", "read-128k-qd8", "threads2"]
+ENGINE = "fio-aioblk"
+SWEEP_QD = [1, 4, 16, 32, 128]
+SWEEP_TOOLS = ["aioblk", "fio-libaio", "fio-libaio-batched", "fio-io_uring", ENGINE]
+TOOL_LABEL = dict(FIO_LABEL, **{"aioblk": "aioblk-perf", ENGINE: "fio + aioblk engine"})
+CASE_ORDER = ["randread-4k-qd1", "randread-4k-qd4", "randread-4k-qd16", "randread-4k-qd32", "randread-4k-qd128",
+              "randwrite-4k-qd32", "randwrite-zero-4k-qd32", "read-128k-qd8", "threads2"]
 CASE_LABEL = {
     "randread-4k-qd1": "4 KiB randread QD1",
+    "randread-4k-qd4": "4 KiB randread QD4",
+    "randread-4k-qd16": "4 KiB randread QD16",
     "randread-4k-qd32": "4 KiB randread QD32",
     "randread-4k-qd128": "4 KiB randread QD128",
     "randwrite-4k-qd32": "4 KiB randwrite QD32 (random data)",
@@ -46,11 +54,12 @@ def metrics(tool, path):
     if tool.startswith("aioblk"):
         t = d["total"]
         return {"iops": t["iops"], "lat_us": t["lat_ns"]["mean"] / 1e3, "cpu_s": d["cpu"]["total_s"],
-                "ios": t["ios"]}
+                "ios": t["ios"], "p99_us": t["lat_ns"]["p99"] / 1e3}
     job = d["jobs"][0]
     iops = 0.0
     lat_sum = 0.0
     ios = 0
+    p99 = None
     for direction in ("read", "write"):
         s = job[direction]
         n = s.get("total_ios", 0)
@@ -58,10 +67,14 @@ def metrics(tool, path):
         if n:
             lat_sum += s["lat_ns"]["mean"] * n
             ios += n
+            # The whole latency's percentiles with --lat_percentiles=1, else completion latency's.
+            pct = s["lat_ns"].get("percentile") or s["clat_ns"].get("percentile") or {}
+            if "99.000000" in pct:
+                p99 = max(p99 or 0.0, pct["99.000000"] / 1e3)
     cpu = None
     if d.get("global options", {}).get("numjobs", "1") in ("1", 1):
         cpu = (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * job["job_runtime"] / 1000.0
-    return {"iops": iops, "lat_us": lat_sum / ios / 1e3 if ios else 0.0, "cpu_s": cpu}
+    return {"iops": iops, "lat_us": lat_sum / ios / 1e3 if ios else 0.0, "cpu_s": cpu, "p99_us": p99}
 
 
 def collect(case_dir):
@@ -153,6 +166,41 @@ def main():
             out.append(f"| {n} | {fmt_iops(iops)} | {cpu:.2f} | {fmt_iops(eff)} |")
         out.append("")
 
+    eng_cases = [c for c in CASE_ORDER if ENGINE in cases.get(c, {})]
+    if eng_cases:
+        out.append("fio with the aioblk engine against fio's own engines (same fio, same options; "
+                   "ratios are medians of the per-round ratios):\n")
+        out.append("| case | metric | fio + aioblk engine | ÷ fio libaio | ÷ fio libaio batched | ÷ fio io_uring |")
+        out.append("|---|---|---:|---:|---:|---:|")
+        for c in eng_cases:
+            res = cases[c]
+            rows = [("IOPS", "iops", fmt_iops)]
+            if c == "randread-4k-qd1":
+                rows.append(("mean latency", "lat_us", fmt_lat))
+            for label, key, fmt in rows:
+                cell = fmt(med([m[key] for m in res[ENGINE].values()]))
+                ratios = [fmt_ratio(ratio_median(res, ENGINE, t, key)[0]) for t in FIO_TOOLS]
+                out.append(f"| {CASE_LABEL[c]} | {label} | " + " | ".join([cell] + ratios) + " |")
+        out.append("")
+
+    sweep = {q: cases.get(f"randread-4k-qd{q}") for q in SWEEP_QD}
+    sweep = {q: r for q, r in sweep.items() if r}
+    if sweep:
+        tools = [t for t in SWEEP_TOOLS if any(t in r for r in sweep.values())]
+        out.append("4 KiB randread against queue depth, medians: IOPS / p99 latency (us) "
+                   "(the data of bench/chart.sh):\n")
+        out.append("| QD | " + " | ".join(TOOL_LABEL[t] for t in tools) + " |")
+        out.append("|---:|" + "---:|" * len(tools))
+        for q, res in sweep.items():
+            cells = []
+            for t in tools:
+                rounds = res.get(t, {}).values()
+                iops = med([m["iops"] for m in rounds])
+                p99 = med([m.get("p99_us") for m in rounds])
+                cells.append("-" if iops is None else f"{fmt_iops(iops)} / {'-' if p99 is None else f'{p99:.1f}'}")
+            out.append(f"| {q} | " + " | ".join(cells) + " |")
+        out.append("")
+
     inter = [c for c in ("interrupt-qd1", "interrupt-qd32") if c in cases]
     if inter:
         out.append("Busy-poll against interrupt mode (eventfd + aioblk_group_wait), aioblk-perf only, "
@@ -171,7 +219,7 @@ def main():
                            f"{per_io_us(res[tool]):.2f} | {fmt_ratio(rel)} |")
         out.append("")
 
-    out.append("Targets (issue 3):\n")
+    out.append("Targets:\n")
     out.append("| target | measured | met |")
     out.append("|---|---:|---|")
 
@@ -195,6 +243,17 @@ def main():
         v = ratio_median(t2, "aioblk", "aioblk-1thread", "iops")[0]
         if v is not None:
             target("2 threads >= 1.8 x 1 thread (QD32 each)", v, v >= 1.8)
+    engine_targets = [
+        ("randread-4k-qd32", "fio-libaio-batched", 1.15, "fio + aioblk engine QD32 IOPS >= 1.15 x fio libaio batched"),
+        ("randread-4k-qd32", "fio-io_uring", 0.90, "fio + aioblk engine QD32 IOPS >= 0.90 x fio io_uring"),
+        ("randread-4k-qd1", "fio-libaio", 1.00, "fio + aioblk engine QD1 IOPS >= 1.00 x fio libaio"),
+    ]
+    for c, other, want, name in engine_targets:
+        res = cases.get(c)
+        if res and ENGINE in res:
+            v = ratio_median(res, ENGINE, other, "iops")[0]
+            if v is not None:
+                target(name, v, v >= want)
     out.append("")
 
     out.append("Per-round values (IOPS; QD1 also mean latency in us):\n")
