@@ -64,7 +64,6 @@ alloc_workers(struct run *r)
 		return -ENOMEM;
 	for (wi = 0; wi < o->threads; wi++) {
 		struct worker *w = &r->workers[wi];
-		uint64_t seed;
 
 		w->id = wi;
 		w->run = r;
@@ -77,9 +76,10 @@ alloc_workers(struct run *r)
 			return -ENOMEM;
 		w->rng = mix64(o->seed * 0x100000001b3ull + wi + 1);
 		/* Random contents, so that compressing devices (zram) store and return real data. */
-		seed = w->rng;
-		for (k = 0; k < stride * w->nios / 8; k++)
-			((uint64_t *)w->bufmem)[k] = o->zero_buffers ? 0 : rng_next(&seed);
+		if (o->zero_buffers)
+			memset(w->bufmem, 0, stride * w->nios);
+		else
+			fill_random(w->bufmem, stride * w->nios, w->rng);
 		/* The same pass seeds on every thread, so that --verify-only need not know the thread count. */
 		w->vseed = mix64(o->seed);
 		for (t = 0; t < r->ntargets; t++) {

@@ -170,7 +170,7 @@ struct run {
 
 /* What the report prints: the workers of one run, summed. */
 struct totals {
-	uint64_t ios[2];
+	uint64_t ios[3];     /* read, write, all */
 	struct hist hist[3]; /* read, write, all */
 	uint64_t errors, mismatches, passes;
 	struct aioblk_channel_stats stats;
@@ -213,6 +213,27 @@ static inline uint64_t
 rng_below(uint64_t *s, uint64_t n)
 {
 	return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
+}
+
+/* Fill @bytes (a multiple of 8) at @buf with the random numbers of @seed. */
+static inline void
+fill_random(void *buf, size_t bytes, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < bytes / 8; i++)
+		((uint64_t *)buf)[i] = rng_next(&seed);
+}
+
+/* Add the counters the report shows (not every one the library keeps). */
+static inline void
+stats_add(struct aioblk_channel_stats *into, const struct aioblk_channel_stats *st)
+{
+	into->io_submit_calls += st->io_submit_calls;
+	into->completions += st->completions;
+	into->polls += st->polls;
+	into->busy_polls += st->busy_polls;
+	into->retries += st->retries;
 }
 
 /* args.c */

@@ -31,16 +31,13 @@ sum_up(const struct run *r, struct totals *tot)
 
 		for (d = 0; d < 2; d++) {
 			tot->ios[d] += w->ios_done[d];
+			tot->ios[2] += w->ios_done[d];
 			hist_merge(&tot->hist[d], &w->hist[d]);
 			hist_merge(&tot->hist[2], &w->hist[d]);
 		}
 		tot->errors += w->errors;
 		tot->mismatches += w->mismatches;
-		tot->stats.io_submit_calls += w->stats.io_submit_calls;
-		tot->stats.completions += w->stats.completions;
-		tot->stats.polls += w->stats.polls;
-		tot->stats.busy_polls += w->stats.busy_polls;
-		tot->stats.retries += w->stats.retries;
+		stats_add(&tot->stats, &w->stats);
 		if (w->passes > tot->passes)
 			tot->passes = w->passes;
 		if (w->t_end > t_end)
@@ -59,7 +56,7 @@ static void
 print_lat_text(const char *label, const struct totals *tot, int d, uint64_t bs)
 {
 	const struct hist *h = &tot->hist[d];
-	uint64_t ios = d < 2 ? tot->ios[d] : tot->ios[0] + tot->ios[1];
+	uint64_t ios = tot->ios[d];
 	double iops = (double)ios / tot->elapsed;
 
 	printf("%-6s IOPS %.0f, %.1f MiB/s, %" PRIu64 " I/Os; latency mean %.2f us, p50 %.2f us, p99 %.2f us, "
@@ -122,7 +119,7 @@ static void
 print_lat_json(const char *name, const struct totals *tot, int d, uint64_t bs)
 {
 	const struct hist *h = &tot->hist[d];
-	uint64_t ios = d < 2 ? tot->ios[d] : tot->ios[0] + tot->ios[1];
+	uint64_t ios = tot->ios[d];
 	double iops = (double)ios / tot->elapsed;
 
 	printf("\"%s\":{\"ios\":%" PRIu64 ",\"iops\":%.1f,\"mib_s\":%.3f,\"lat_ns\":{\"mean\":%.1f,\"p50\":%" PRIu64

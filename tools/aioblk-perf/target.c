@@ -170,15 +170,13 @@ prefill(struct target *t)
 	struct aioblk_group *g = NULL;
 	struct aioblk_channel *ch = NULL;
 	uint64_t off = 0, chunk_blocks, left, n;
-	uint64_t seed = 42;
 	char *buf = NULL;
 	size_t i;
 	int rc;
 
 	if (posix_memalign((void **)&buf, 4096, (size_t)CHUNK * DEPTH))
 		return -ENOMEM;
-	for (i = 0; i < (size_t)CHUNK * DEPTH / 8; i++)
-		((uint64_t *)buf)[i] = rng_next(&seed);
+	fill_random(buf, (size_t)CHUNK * DEPTH, 42);
 	rc = aioblk_group_create(0, &g);
 	if (rc < 0)
 		goto out;

@@ -248,13 +248,8 @@ worker_teardown(struct worker *w)
 
 		if (!w->wts[t].ch)
 			continue;
-		if (aioblk_channel_get_stats(w->wts[t].ch, &st) == 0) {
-			w->stats.io_submit_calls += st.io_submit_calls;
-			w->stats.completions += st.completions;
-			w->stats.polls += st.polls;
-			w->stats.busy_polls += st.busy_polls;
-			w->stats.retries += st.retries;
-		}
+		if (aioblk_channel_get_stats(w->wts[t].ch, &st) == 0)
+			stats_add(&w->stats, &st);
 		rc = aioblk_channel_destroy(w->wts[t].ch);
 		if (rc < 0)
 			fprintf(stderr, PROG ": %s: destroying a channel failed: %s\n", w->wts[t].t->path,
