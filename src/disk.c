@@ -21,27 +21,49 @@ is_pow2(uint64_t v)
 }
 
 /*
- * What is not a file or a block device is refused by its type before it is
- * opened: a directory with EISDIR whatever the flags, anything else with
- * ENOTBLK (opening a FIFO for reading waits for a writer, opening some
- * character devices has effects: a tape rewinds). A stat error is left for
- * open(2) to report with its own errno. (O_NONBLOCK at open would avoid the
- * wait, but it changes how files and devices open: a leased file fails with
- * EAGAIN, a removable disk opens without its media check.)
+ * What @path names, held without opening it (O_PATH: no FIFO waits for a
+ * writer, no device is opened, no lease is broken), and refused by its type
+ * unless it is a file or a block device: a directory with EISDIR whatever
+ * the flags, anything else with ENOTBLK (opening a FIFO for reading waits
+ * for a writer, opening some character devices has effects: a tape
+ * rewinds). The real opens go through this descriptor (open_held), so
+ * that a FIFO put at the path in between is never opened. (O_NONBLOCK at
+ * open would avoid the wait, but it changes how files and devices open: a
+ * leased file fails with EAGAIN, a removable disk opens without its media
+ * check.)
  */
 static int
-check_type(const struct aioblk_disk *disk)
+hold_path(const struct aioblk_disk *disk)
 {
 	unsigned type;
+	int pathfd, rc;
 
-	if (aioblk_sys_path_type(disk->path, &type) < 0 || type == S_IFREG || type == S_IFBLK)
-		return 0;
-	if (type == S_IFDIR) {
-		aioblk_log(AIOBLK_LOG_ERR, "%s: is a directory", disk->name);
-		return -EISDIR;
+	pathfd = aioblk_sys_open(disk->path, O_PATH | O_CLOEXEC);
+	if (pathfd < 0) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: open failed: %s", disk->name, strerror(-pathfd));
+		return pathfd;
 	}
-	aioblk_log(AIOBLK_LOG_ERR, "%s: neither a regular file nor a block device", disk->name);
-	return -ENOTBLK;
+	rc = aioblk_sys_fd_type(pathfd, &type);
+	if (rc == 0 && type != S_IFREG && type != S_IFBLK)
+		rc = type == S_IFDIR ? -EISDIR : -ENOTBLK;
+	if (rc < 0) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: %s", disk->name,
+			   rc == -EISDIR  ? "is a directory" :
+			   rc == -ENOTBLK ? "neither a regular file nor a block device" :
+					    strerror(-rc));
+		aioblk_sys_close(pathfd);
+		return rc;
+	}
+	return pathfd;
+}
+
+/* Open what @pathfd holds; where /proc is not mounted, the path once more. */
+static int
+open_held(const struct aioblk_disk *disk, int pathfd, int flags)
+{
+	int fd = aioblk_sys_reopen(pathfd, flags);
+
+	return fd == -ENOENT ? aioblk_sys_open(disk->path, flags) : fd;
 }
 
 /*
@@ -58,17 +80,12 @@ file_refuses_direct(int fd)
 }
 
 static int
-open_fd(struct aioblk_disk *disk, uint32_t flags)
+open_direct_or_not(struct aioblk_disk *disk, int pathfd, uint32_t flags, int access)
 {
-	int access = (flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR;
 	int fd;
 
-	fd = check_type(disk);
-	if (fd < 0)
-		return fd;
-
 	if (!(flags & AIOBLK_DISK_BUFFERED)) {
-		fd = aioblk_sys_open(disk->path, access | O_CLOEXEC | O_DIRECT);
+		fd = open_held(disk, pathfd, access | O_CLOEXEC | O_DIRECT);
 		if (fd >= 0 && file_refuses_direct(fd)) {
 			aioblk_sys_close(fd);
 			fd = -EINVAL;
@@ -84,12 +101,26 @@ open_fd(struct aioblk_disk *disk, uint32_t flags)
 		}
 		aioblk_log(AIOBLK_LOG_WARNING, "%s: O_DIRECT refused for this file, using buffered I/O", disk->name);
 	}
-	fd = aioblk_sys_open(disk->path, access | O_CLOEXEC);
+	fd = open_held(disk, pathfd, access | O_CLOEXEC);
 	if (fd < 0) {
 		aioblk_log(AIOBLK_LOG_ERR, "%s: open failed: %s", disk->name, strerror(-fd));
 		return fd;
 	}
 	disk->direct = false;
+	return fd;
+}
+
+static int
+open_fd(struct aioblk_disk *disk, uint32_t flags)
+{
+	int access = (flags & AIOBLK_DISK_READONLY) ? O_RDONLY : O_RDWR;
+	int pathfd = hold_path(disk);
+	int fd;
+
+	if (pathfd < 0)
+		return pathfd;
+	fd = open_direct_or_not(disk, pathfd, flags, access);
+	aioblk_sys_close(pathfd);
 	return fd;
 }
 

@@ -12,6 +12,8 @@
 
 #include "internal.h"
 
+/* How long a busy-polled wait naps while only library threads or other groups can finish its work. */
+#define BUSY_NAP_NS 100000
 /* Events copied out of a ring at a time (on the stack). */
 #define REAP_CHUNK 64u
 
@@ -327,15 +329,27 @@ aioblk_group_submit(struct aioblk_group *group)
 	return taken;
 }
 
-static bool
-group_outstanding(const struct aioblk_group *group)
+/* What a busy-polled wait does next: spin (its own rings or queues have work), nap, or sleep. */
+enum busy_next { BUSY_SLEEP, BUSY_NAP, BUSY_SPIN };
+
+static enum busy_next
+busy_next(const struct aioblk_group *group)
 {
 	const struct aioblk_channel *ch;
+	bool outstanding = false;
 
-	for (ch = group->channels; ch; ch = ch->group_next)
-		if (ch->inflight)
-			return true;
-	return false;
+	for (ch = group->channels; ch; ch = ch->group_next) {
+		if (ch->in_kernel || ch->batch_head != ch->batch_tail || ch->done_head)
+			return BUSY_SPIN;
+		outstanding |= ch->inflight != 0;
+	}
+	/*
+	 * Outstanding, but nothing of it in the kernel: library threads are
+	 * working (write-zeroes, unmap, fdatasync) or resets wait for other
+	 * groups. No ring can fill, so spinning would only take the CPU from
+	 * those threads: look again in a moment.
+	 */
+	return outstanding ? BUSY_NAP : BUSY_SLEEP;
 }
 
 static int64_t
@@ -389,6 +403,7 @@ AIOBLK_EXPORT int
 aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 {
 	int64_t deadline = -1;
+	enum busy_next next;
 	int rc;
 
 	if (!group)
@@ -404,10 +419,19 @@ aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 		/* Like poll(2): never back before the deadline, unless a callback ran. */
 		if (deadline >= 0 && now_ns() >= deadline)
 			return 0;
-		/* Busy-poll mode spins only while something can complete. */
-		if (group->wake.efd < 0 && group_outstanding(group))
+		/* Busy-poll mode spins only while its own rings or queues have work. */
+		next = group->wake.efd < 0 ? busy_next(group) : BUSY_SLEEP;
+		if (next == BUSY_SPIN)
 			continue;
-		rc = wait_idle(group, deadline);
+		if (next == BUSY_NAP) {
+			int64_t until = now_ns() + BUSY_NAP_NS;
+
+			if (deadline >= 0 && until > deadline)
+				until = deadline;
+			rc = wait_idle(group, until);
+		} else {
+			rc = wait_idle(group, deadline);
+		}
 		if (rc < 0)
 			return rc;
 	}

@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/stat.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -50,16 +51,32 @@ aioblk_sys_open(const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* The file type (S_IFMT bits) of what @path names, following symbolic links as open(2) does. */
+/* The file type (S_IFMT bits) of what @fd is (an O_PATH descriptor will do). */
 int
-aioblk_sys_path_type(const char *path, unsigned *type)
+aioblk_sys_fd_type(int fd, unsigned *type)
 {
 	struct stat st;
 
-	if (stat(path, &st) < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
 	*type = st.st_mode & S_IFMT;
 	return 0;
+}
+
+/*
+ * Open what the O_PATH descriptor @pathfd holds, with @flags: the same
+ * inode, whatever its path names by now (through /proc's magic link).
+ * -ENOENT where /proc is not mounted.
+ */
+int
+aioblk_sys_reopen(int pathfd, int flags)
+{
+	char proc[32];
+	int fd;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+	fd = open(proc, flags);
+	return fd < 0 ? -errno : fd;
 }
 
 int

@@ -26,7 +26,8 @@ struct aioblk_sys_file_info {
 };
 
 int aioblk_sys_open(const char *path, int flags);
-int aioblk_sys_path_type(const char *path, unsigned *type);
+int aioblk_sys_fd_type(int fd, unsigned *type);
+int aioblk_sys_reopen(int pathfd, int flags);
 int aioblk_sys_close(int fd);
 int aioblk_sys_file_info(int fd, struct aioblk_sys_file_info *info);
 int aioblk_sys_blkdev_sector_size(int fd, uint32_t *bytes);

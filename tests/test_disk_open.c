@@ -200,6 +200,66 @@ test_not_a_disk(void **state)
 	unlink(fifo);
 }
 
+/*
+ * Another process keeps putting a FIFO at the path and taking it away (and
+ * a regular file now and then) while this one opens the path read-only
+ * thousands of times: no open may wait for a FIFO writer, whatever the path
+ * named between the library's look at it and its open. Each open fails
+ * with -ENOENT or -ENOTBLK, or opens the regular file.
+ */
+static void
+test_fifo_race(void **state)
+{
+	char dir[] = "/var/tmp/aioblk-race-XXXXXX", path[64];
+	int i, status, rc, fifos = 0, files = 0;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(tc_make_dir(dir), 0);
+	snprintf(path, sizeof(path), "%s/x", dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (i = 0;; i++) {
+			if (i % 16 == 15) {
+				int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+
+				if (fd >= 0) {
+					if (ftruncate(fd, 4096) < 0)
+						_exit(1);
+					close(fd);
+				}
+			} else if (mkfifo(path, 0600) < 0) {
+				_exit(1);
+			}
+			unlink(path);
+		}
+	}
+	/* A read-only open of a FIFO would wait for a writer: the alarm fails the test instead of hanging it. */
+	alarm(30);
+	for (i = 0; i < 5000; i++) {
+		struct aioblk_disk_opts opts = { .flags = AIOBLK_DISK_READONLY | (i & 1 ? AIOBLK_DISK_BUFFERED : 0) };
+		struct aioblk_disk *disk;
+
+		rc = aioblk_disk_open(path, &opts, &disk);
+		if (rc == 0) {
+			files++;
+			assert_int_equal(aioblk_disk_close(disk), 0);
+		} else {
+			if (rc == -ENOTBLK)
+				fifos++;
+			else if (rc != -ENOENT)
+				assert_int_equal(rc, -ENOENT);
+		}
+	}
+	alarm(0);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	print_message("5000 opens: %d found a FIFO, %d the file, the rest nothing\n", fifos, files);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* The lease holder: give the lease up when told it is wanted (SIGIO), then leave. */
 static int lease_fd = -1;
 
@@ -428,6 +488,7 @@ main(void)
 		cmocka_unit_test(test_enoent),
 		cmocka_unit_test(test_eacces),
 		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_fifo_race),
 		cmocka_unit_test(test_not_a_disk),
 		cmocka_unit_test(test_leased_file),
 		cmocka_unit_test(test_size_not_multiple),

@@ -389,8 +389,12 @@ int aioblk_group_submit(struct aioblk_group *group);
  * earlier (the deadline is kept in nanoseconds), also when the group has
  * nothing outstanding: it then sleeps rather than returning at once. In
  * eventfd mode it sleeps in ppoll(2) on the eventfd. Without an eventfd
- * (busy-poll mode) it busy-polls while requests are outstanding and sleeps
- * (clock_nanosleep(2)) while none is, since none can complete.
+ * (busy-poll mode) it busy-polls while the group has requests in the
+ * kernel or queued for it; while what is outstanding is only work of the
+ * library's threads (write-zeroes, unmap, the fdatasync fallback) or resets
+ * waiting for other groups, it looks again every 100 us instead of
+ * spinning; and it sleeps (clock_nanosleep(2)) while nothing is
+ * outstanding, since nothing can complete.
  *
  * With timeout -1 and nothing outstanding it sleeps until something can
  * wake it: in eventfd mode, until the eventfd becomes readable; in

@@ -34,6 +34,8 @@ static int refuse_submit;            /* the next io_submit says this */
 
 int __real_aioblk_sys_open(const char *path, int flags);
 int __wrap_aioblk_sys_open(const char *path, int flags);
+int __real_aioblk_sys_reopen(int pathfd, int flags);
+int __wrap_aioblk_sys_reopen(int pathfd, int flags);
 int __real_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
 int __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
 
@@ -43,6 +45,23 @@ __wrap_aioblk_sys_open(const char *path, int flags)
 	if ((flags & O_DIRECT) && refuse_direct_path[0] && strcmp(path, refuse_direct_path) == 0)
 		return -EINVAL;
 	return __real_aioblk_sys_open(path, flags);
+}
+
+/* The library opens through a descriptor it holds on the path: refuse O_DIRECT there too. */
+int
+__wrap_aioblk_sys_reopen(int pathfd, int flags)
+{
+	char link[64], target[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", pathfd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n > 0 && (flags & O_DIRECT) && refuse_direct_path[0]) {
+		target[n] = '\0';
+		if (strcmp(target, refuse_direct_path) == 0)
+			return -EINVAL;
+	}
+	return __real_aioblk_sys_reopen(pathfd, flags);
 }
 
 int

@@ -217,6 +217,35 @@ never_early_case(uint32_t a_flags)
 	blocker_close(&bl);
 }
 
+/*
+ * Busy-poll mode, with nothing of the group's own in the kernel: only a
+ * reset held up by another group is outstanding. No ring of the group can
+ * fill, so the wait naps instead of spinning: little CPU over 200 ms, and
+ * the reset still completes promptly once the other group polls.
+ */
+static void
+test_wait_busy_naps_on_held_reset(void **state)
+{
+	struct blocker bl;
+	int64_t t0, c0, elapsed, cpu;
+
+	blocker_open(&bl, 0, AIOBLK_DISK_BUFFERED);
+	blocker_arm(&bl, NULL, NULL);
+	t0 = tc_now_ns();
+	c0 = cpu_ns();
+	assert_int_equal(aioblk_group_wait(bl.a, 200), 0);
+	elapsed = tc_now_ns() - t0;
+	cpu = cpu_ns() - c0;
+	print_message("busy wait(200) on a held reset: %lld ms, %lld ms of CPU\n", (long long)(elapsed / NS_PER_MS),
+		      (long long)(cpu / NS_PER_MS));
+	assert_true(elapsed >= 200 * NS_PER_MS);
+	assert_true(cpu <= elapsed / 4);
+	assert_int_equal(aioblk_group_poll(bl.b, 0), 1);
+	assert_int_equal(aioblk_group_wait(bl.a, LONG_TIMEOUT_MS), 1);
+	assert_int_equal(bl.rs.count, 1);
+	blocker_close(&bl);
+}
+
 static void
 test_wait_never_early_busy_poll(void **state)
 {
@@ -516,6 +545,7 @@ main(void)
 		cmocka_unit_test(test_wait_timeout_busy_poll),
 		cmocka_unit_test(test_wait_nothing_outstanding),
 		cmocka_unit_test(test_wait_never_early_busy_poll),
+		cmocka_unit_test(test_wait_busy_naps_on_held_reset),
 		cmocka_unit_test(test_wait_never_early_eventfd),
 		cmocka_unit_test(test_wait_wakes_promptly_eventfd),
 		cmocka_unit_test(test_wait_wakes_promptly_busy_poll),
