@@ -1,0 +1,874 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * nbdkit-aioblk-plugin: serve a file or block device over NBD, with every
+ * request done through aioblk (Linux AIO, O_DIRECT where the file system
+ * allows it).
+ *
+ * The disk is opened once and shared by every connection. Each nbdkit
+ * worker thread makes its own aioblk group and channel the first time it
+ * serves a request, and they are destroyed when the thread exits (a
+ * pthread key's destructor). A request is issued on the thread's channel
+ * and the thread waits for its callback in aioblk_group_wait(): nbdkit
+ * hands each worker one request at a time, so a channel never has more
+ * than the two reads of a read-modify-write outstanding.
+ *
+ * Requests that are not whole blocks in block-aligned memory go through a
+ * per-thread bounce buffer; writes that cover part of a block read that
+ * block first, merge and write it back while holding a lock of a striped
+ * table, so that two clients writing different bytes of one block cannot
+ * undo each other's write.
+ *
+ * The callbacks are named aionbd_*: the aioblk_* names belong to the library.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include <aioblk/aioblk.h>
+
+/* Bytes of one worker thread's bounce buffer (a multiple of any block size). */
+#define BOUNCE_SIZE (256u * 1024u)
+/* Locks of the read-modify-write table; a block's lock is its number modulo this. */
+#define RMW_STRIPES 256u
+/* Default request slots of each thread's channel. */
+#define DEFAULT_QUEUE_DEPTH 4u
+
+enum wait_mode {
+	WAIT_EVENTFD, /* sleep in poll(2) on the group's eventfd */
+	WAIT_POLL,    /* busy-poll the group until the request completes */
+};
+
+/* Parameters (config) and the disk (get_ready), shared by all threads. */
+static char *filename;
+static uint32_t block_size_param;
+static bool buffered;
+static bool direct_required;
+static bool nowait;
+static bool readonly_param;
+static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
+static enum wait_mode wait_mode = WAIT_EVENTFD;
+
+static struct aioblk_disk *disk;
+static uint32_t blksize;   /* the disk's block size */
+static size_t mem_align;   /* alignment of memory for direct I/O */
+static bool disk_readonly; /* opened read-only (asked for, or the file refused writing) */
+static bool fast_zero;     /* zeroing is done by the file system or device, not by writing */
+static pid_t opened_pid;   /* the process that opened the disk (nbdkit may fork after get_ready) */
+
+static pthread_key_t ctx_key;
+static bool ctx_key_made;
+static atomic_uint live_ctxs;
+static pthread_mutex_t rmw_locks[RMW_STRIPES];
+static atomic_bool trim_refused_logged;
+
+/* One worker thread's aioblk objects. */
+struct thread_ctx {
+	struct aioblk_group *group;
+	struct aioblk_channel *ch;
+	char *bounce; /* BOUNCE_SIZE bytes aligned for direct I/O, made on first use */
+};
+
+/* One request in flight: what its callback reports. */
+struct op {
+	bool done;
+	int status;
+};
+
+/* Per connection. */
+struct handle {
+	bool readonly;
+};
+
+/* Diagnostics of the library go to nbdkit's (stderr or syslog, never stdout). */
+static void
+log_to_nbdkit(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level <= AIOBLK_LOG_ERR)
+		nbdkit_error("aioblk: %s", msg);
+	else
+		nbdkit_debug("aioblk: %s%s", level == AIOBLK_LOG_WARNING ? "warning: " : "", msg);
+}
+
+/* Thread exit: give back the io_context and the memory. */
+static void
+ctx_destroy(void *p)
+{
+	struct thread_ctx *ctx = p;
+	int rc;
+
+	if (ctx->ch) {
+		rc = aioblk_channel_destroy(ctx->ch);
+		if (rc < 0) {
+			/* Requests still in flight: io_destroy would wait for them; leak instead. */
+			nbdkit_debug("aioblk: channel not destroyed at thread exit: %s", strerror(-rc));
+			return;
+		}
+	}
+	if (ctx->group)
+		aioblk_group_destroy(ctx->group);
+	free(ctx->bounce);
+	free(ctx);
+	atomic_fetch_sub(&live_ctxs, 1);
+}
+
+/* The calling worker thread's group and channel, made on its first request. */
+static struct thread_ctx *
+get_ctx(void)
+{
+	struct thread_ctx *ctx = pthread_getspecific(ctx_key);
+	uint32_t flags = wait_mode == WAIT_EVENTFD ? AIOBLK_GROUP_EVENTFD : 0;
+	int rc;
+
+	if (ctx)
+		return ctx;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		nbdkit_error("calloc: %m");
+		return NULL;
+	}
+	rc = aioblk_group_create(flags, &ctx->group);
+	if (rc < 0) {
+		nbdkit_error("aioblk_group_create: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = aioblk_channel_create(ctx->group, disk, queue_depth, &ctx->ch);
+	if (rc < 0) {
+		nbdkit_error("aioblk_channel_create: %s%s", strerror(-rc),
+			     rc == -EAGAIN ? " (raise sysctl fs.aio-max-nr or lower queue-depth=)" : "");
+		goto fail;
+	}
+	rc = pthread_setspecific(ctx_key, ctx);
+	if (rc) {
+		nbdkit_error("pthread_setspecific: %s", strerror(rc));
+		goto fail;
+	}
+	atomic_fetch_add(&live_ctxs, 1);
+	return ctx;
+fail:
+	if (ctx->ch)
+		aioblk_channel_destroy(ctx->ch);
+	if (ctx->group)
+		aioblk_group_destroy(ctx->group);
+	free(ctx);
+	errno = rc < 0 ? -rc : rc;
+	return NULL;
+}
+
+static char *
+get_bounce(struct thread_ctx *ctx)
+{
+	size_t align = mem_align > 4096 ? mem_align : 4096;
+	void *p;
+	int rc;
+
+	if (ctx->bounce)
+		return ctx->bounce;
+	rc = posix_memalign(&p, align, BOUNCE_SIZE);
+	if (rc) {
+		errno = rc;
+		nbdkit_error("posix_memalign: %m");
+		return NULL;
+	}
+	ctx->bounce = p;
+	return p;
+}
+
+static void
+op_done(void *arg, int status)
+{
+	struct op *op = arg;
+
+	op->status = status;
+	op->done = true;
+}
+
+/* Wait until @op's callback ran. Returns 0 or a negative errno of the wait. */
+static int
+wait_op(struct thread_ctx *ctx, struct op *op)
+{
+	int rc;
+
+	while (!op->done) {
+		rc = aioblk_group_wait(ctx->group, -1);
+		if (rc < 0 && rc != -EINTR)
+			return rc;
+	}
+	return 0;
+}
+
+enum req_type { REQ_READ, REQ_WRITE, REQ_FLUSH, REQ_ZEROES, REQ_UNMAP };
+
+/*
+ * Issue one request on the thread's channel. A full channel (-EAGAIN: the
+ * other read of a read-modify-write holds the last slot) is waited out.
+ */
+static int
+issue(struct thread_ctx *ctx, enum req_type type, void *buf, uint64_t block, uint64_t nblocks, uint32_t io_flags,
+      struct op *op)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = (size_t)(nblocks * blksize) };
+	int rc;
+
+	op->done = false;
+	op->status = 0;
+	for (;;) {
+		switch (type) {
+		case REQ_READ:
+			rc = aioblk_read(ctx->ch, buf, block, nblocks, op_done, op);
+			break;
+		case REQ_WRITE:
+			rc = aioblk_writev_ext(ctx->ch, &iov, 1, block, nblocks, io_flags, op_done, op);
+			break;
+		case REQ_FLUSH:
+			rc = aioblk_flush(ctx->ch, op_done, op);
+			break;
+		case REQ_ZEROES:
+			rc = aioblk_write_zeroes(ctx->ch, block, nblocks, op_done, op);
+			break;
+		case REQ_UNMAP:
+		default:
+			rc = aioblk_unmap(ctx->ch, block, nblocks, op_done, op);
+			break;
+		}
+		if (rc != -EAGAIN || aioblk_channel_inflight(ctx->ch) == 0)
+			return rc;
+		rc = aioblk_group_wait(ctx->group, -1);
+		if (rc < 0 && rc != -EINTR)
+			return rc;
+	}
+}
+
+/* Issue one request and wait for it: 0 or a negative errno. */
+static int
+run(struct thread_ctx *ctx, enum req_type type, void *buf, uint64_t block, uint64_t nblocks, uint32_t io_flags)
+{
+	struct op op;
+	int rc;
+
+	rc = issue(ctx, type, buf, block, nblocks, io_flags, &op);
+	if (rc < 0)
+		return rc;
+	rc = wait_op(ctx, &op);
+	return rc < 0 ? rc : op.status;
+}
+
+/* Report a failed request to nbdkit: the message, and the errno that goes to the client. */
+static int
+fail(const char *what, int rc, uint32_t count, uint64_t offset)
+{
+	nbdkit_error("%s of %" PRIu32 " bytes at offset %" PRIu64 ": %s", what, count, offset, strerror(-rc));
+	nbdkit_set_error(-rc);
+	return -1;
+}
+
+static bool
+is_aligned(const void *buf, uint32_t count, uint64_t offset)
+{
+	return offset % blksize == 0 && count % blksize == 0 && (uintptr_t)buf % mem_align == 0;
+}
+
+/* Lock the stripes of a write's partial first and last blocks, in order (no deadlock). */
+static void
+rmw_lock(uint64_t first, bool head, uint64_t last, bool tail, unsigned s[2], unsigned *n)
+{
+	unsigned a = (unsigned)(first % RMW_STRIPES), b = (unsigned)(last % RMW_STRIPES);
+
+	*n = 0;
+	if (head)
+		s[(*n)++] = a;
+	if (tail && !(head && a == b))
+		s[(*n)++] = b;
+	if (*n == 2 && s[0] > s[1]) {
+		unsigned t = s[0];
+
+		s[0] = s[1];
+		s[1] = t;
+	}
+	for (unsigned i = 0; i < *n; i++)
+		pthread_mutex_lock(&rmw_locks[s[i]]);
+}
+
+static void
+rmw_unlock(const unsigned s[2], unsigned n)
+{
+	while (n-- > 0)
+		pthread_mutex_unlock(&rmw_locks[s[n]]);
+}
+
+/*
+ * Read or write [offset, offset + count) through the bounce buffer, one
+ * chunk of at most BOUNCE_SIZE at a time. Chunks start at block
+ * boundaries, so only the first chunk's first block and the last chunk's
+ * last block can be partial. A write (@src, or zeroes when @src is NULL)
+ * that covers part of a block reads it first and writes it back under the
+ * block's lock: a second writer of the same block waits, and reads the
+ * block again after the first one's write has completed.
+ */
+static int
+bounce_rw(struct thread_ctx *ctx, bool write, void *dst, const void *src, uint32_t count, uint64_t offset,
+	  uint32_t io_flags)
+{
+	char *bounce = get_bounce(ctx);
+	int rc = 0;
+
+	if (!bounce)
+		return -ENOMEM;
+	while (count > 0) {
+		uint64_t start = offset - offset % blksize;
+		uint64_t end = offset + count < start + BOUNCE_SIZE ? offset + count : start + BOUNCE_SIZE;
+		uint64_t span_end = (end + blksize - 1) / blksize * blksize;
+		uint64_t first = start / blksize, nblocks = (span_end - start) / blksize;
+		uint64_t last = first + nblocks - 1;
+		size_t skip = (size_t)(offset - start), n = (size_t)(end - offset);
+
+		if (!write) {
+			rc = run(ctx, REQ_READ, bounce, first, nblocks, 0);
+			if (rc < 0)
+				return rc;
+			memcpy(dst, bounce + skip, n);
+			dst = (char *)dst + n;
+		} else {
+			bool head = skip != 0, tail = end != span_end;
+			struct op op_head, op_tail;
+			unsigned stripes[2], nstripes;
+			int rc2 = 0;
+
+			rmw_lock(first, head, last, tail, stripes, &nstripes);
+			if (head) {
+				rc = issue(ctx, REQ_READ, bounce, first, 1, 0, &op_head);
+				if (rc == 0)
+					rc = wait_op(ctx, &op_head);
+				if (rc == 0)
+					rc = op_head.status;
+			}
+			if (rc == 0 && tail && !(head && last == first)) {
+				char *tail_buf = bounce + (size_t)(nblocks - 1) * blksize;
+
+				rc2 = issue(ctx, REQ_READ, tail_buf, last, 1, 0, &op_tail);
+				if (rc2 == 0)
+					rc2 = wait_op(ctx, &op_tail);
+				if (rc2 == 0)
+					rc2 = op_tail.status;
+				rc = rc2;
+			}
+			if (rc == 0) {
+				if (src) {
+					memcpy(bounce + skip, src, n);
+					src = (const char *)src + n;
+				} else {
+					memset(bounce + skip, 0, n);
+				}
+				rc = run(ctx, REQ_WRITE, bounce, first, nblocks, io_flags);
+			}
+			rmw_unlock(stripes, nstripes);
+			if (rc < 0)
+				return rc;
+		}
+		offset += n;
+		count -= (uint32_t)n;
+	}
+	return 0;
+}
+
+/* Whether zeroing this block device is done by the device (sysfs write_zeroes_max_bytes > 0). */
+static bool
+blockdev_zeroes_fast(dev_t rdev)
+{
+	char path[128];
+	unsigned long long max = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/write_zeroes_max_bytes", major(rdev), minor(rdev));
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fscanf(f, "%llu", &max) != 1)
+		max = 0;
+	fclose(f);
+	return max > 0;
+}
+
+static int
+open_disk(void)
+{
+	struct aioblk_disk_opts opts = { .block_size = block_size_param };
+	struct stat st;
+	int rc;
+
+	if (buffered)
+		opts.flags |= AIOBLK_DISK_BUFFERED;
+	if (direct_required)
+		opts.flags |= AIOBLK_DISK_REQUIRE_DIRECT;
+	if (nowait)
+		opts.flags |= AIOBLK_DISK_NOWAIT;
+	if (readonly_param)
+		opts.flags |= AIOBLK_DISK_READONLY;
+	rc = aioblk_disk_open(filename, &opts, &disk);
+	if ((rc == -EROFS || rc == -EACCES || rc == -EPERM) && !readonly_param) {
+		/* A read-only file or file system is served read-only. */
+		nbdkit_debug("aioblk: %s cannot be opened for writing (%s): serving it read-only", filename,
+			     strerror(-rc));
+		opts.flags |= AIOBLK_DISK_READONLY;
+		rc = aioblk_disk_open(filename, &opts, &disk);
+	}
+	if (rc < 0) {
+		nbdkit_error("%s: %s", filename, strerror(-rc));
+		disk = NULL;
+		return -1;
+	}
+	blksize = aioblk_disk_block_size(disk);
+	mem_align = aioblk_disk_buf_align(disk);
+	if (mem_align < 1)
+		mem_align = 1;
+	disk_readonly = aioblk_disk_is_readonly(disk);
+	fast_zero = false;
+	if (stat(filename, &st) == 0)
+		fast_zero = S_ISREG(st.st_mode) || (S_ISBLK(st.st_mode) && blockdev_zeroes_fast(st.st_rdev));
+	opened_pid = getpid();
+	return 0;
+}
+
+static void
+close_disk(void)
+{
+	int rc;
+
+	if (!disk)
+		return;
+	rc = aioblk_disk_close(disk);
+	if (rc < 0) {
+		nbdkit_debug("aioblk: disk not closed (%u worker threads still hold channels): %s",
+			     atomic_load(&live_ctxs), strerror(-rc));
+		return;
+	}
+	disk = NULL;
+}
+
+/* Make the thread key and the lock table; route the library's diagnostics to nbdkit. */
+static void
+aionbd_load(void)
+{
+	int rc;
+
+	aioblk_set_log_fn(log_to_nbdkit, NULL);
+	for (unsigned i = 0; i < RMW_STRIPES; i++)
+		pthread_mutex_init(&rmw_locks[i], NULL);
+	rc = pthread_key_create(&ctx_key, ctx_destroy);
+	if (rc == 0)
+		ctx_key_made = true;
+	else
+		nbdkit_error("pthread_key_create: %s", strerror(rc));
+}
+
+/* Free the parameters; the key and the locks go with the plugin. */
+static void
+aionbd_unload(void)
+{
+	if (ctx_key_made)
+		pthread_key_delete(ctx_key);
+	for (unsigned i = 0; i < RMW_STRIPES; i++)
+		pthread_mutex_destroy(&rmw_locks[i]);
+	aioblk_set_log_fn(NULL, NULL);
+	free(filename);
+}
+
+/* Parse one key=value parameter. */
+static int
+aionbd_config(const char *key, const char *value)
+{
+	int r;
+
+	if (strcmp(key, "file") == 0) {
+		free(filename);
+		filename = nbdkit_absolute_path(value);
+		return filename ? 0 : -1;
+	}
+	if (strcmp(key, "block-size") == 0) {
+		int64_t n = nbdkit_parse_size(value);
+
+		if (n < 0)
+			return -1;
+		if (n < 512 || n > 65536 || (n & (n - 1))) {
+			nbdkit_error("block-size=%s: must be a power of two from 512 to 65536", value);
+			return -1;
+		}
+		block_size_param = (uint32_t)n;
+		return 0;
+	}
+	if (strcmp(key, "buffered") == 0 || strcmp(key, "nowait") == 0 || strcmp(key, "readonly") == 0) {
+		r = nbdkit_parse_bool(value);
+		if (r < 0)
+			return -1;
+		if (key[0] == 'b')
+			buffered = r;
+		else if (key[0] == 'n')
+			nowait = r;
+		else
+			readonly_param = r;
+		return 0;
+	}
+	if (strcmp(key, "direct") == 0) {
+		if (strcmp(value, "required") == 0) {
+			direct_required = true;
+		} else if (strcmp(value, "auto") == 0) {
+			direct_required = false;
+		} else {
+			nbdkit_error("direct=%s: expected 'auto' or 'required'", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "queue-depth") == 0) {
+		if (nbdkit_parse_unsigned("queue-depth", value, &queue_depth) < 0)
+			return -1;
+		if (queue_depth < 1 || queue_depth > 65536) {
+			nbdkit_error("queue-depth=%s: must be from 1 to 65536", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "wait") == 0) {
+		if (strcmp(value, "eventfd") == 0) {
+			wait_mode = WAIT_EVENTFD;
+		} else if (strcmp(value, "poll") == 0) {
+			wait_mode = WAIT_POLL;
+		} else {
+			nbdkit_error("wait=%s: expected 'eventfd' or 'poll'", value);
+			return -1;
+		}
+		return 0;
+	}
+	nbdkit_error("unknown parameter '%s'", key);
+	return -1;
+}
+
+/* Check that the parameters make sense together. */
+static int
+aionbd_config_complete(void)
+{
+	if (!filename) {
+		nbdkit_error("you must supply the file=<FILENAME> parameter");
+		return -1;
+	}
+	if (buffered && direct_required) {
+		nbdkit_error("buffered=true and direct=required contradict each other");
+		return -1;
+	}
+	if (!ctx_key_made)
+		return -1;
+	return 0;
+}
+
+#define aionbd_config_help \
+	"file=<FILENAME>     (required) The file or block device to serve.\n" \
+	"block-size=<SIZE>   Block size (default: detected).\n" \
+	"buffered=true       Use the page cache instead of O_DIRECT.\n" \
+	"direct=required     Fail instead of falling back to buffered I/O.\n" \
+	"nowait=true         Try RWF_NOWAIT on reads of block devices.\n" \
+	"readonly=true       Open the file read-only.\n" \
+	"queue-depth=<N>     Request slots of each thread's channel (default 4).\n" \
+	"wait=eventfd|poll   Sleep on an eventfd (default) or busy-poll for completions."
+
+/* Print the library's version for nbdkit --dump-plugin. */
+static void
+aionbd_dump_plugin(void)
+{
+	printf("aioblk_version=%s\n", aioblk_version());
+}
+
+/* Open the disk once, before nbdkit forks, so that errors reach the user. */
+static int
+aionbd_get_ready(void)
+{
+	if (open_disk() < 0)
+		return -1;
+	nbdkit_debug("aioblk: %s: %" PRIu64 " blocks of %" PRIu32 " bytes, %s%s, memory alignment %zu",
+		     filename, aioblk_disk_num_blocks(disk), blksize,
+		     aioblk_disk_is_direct(disk) ? "O_DIRECT" : "buffered", disk_readonly ? ", read-only" : "",
+		     mem_align);
+	return 0;
+}
+
+/*
+ * In a child nbdkit forked into: open the disk again, since the library
+ * may keep a worker thread for write-zeroes and unmap, and threads do not
+ * survive fork. Opening writes nothing.
+ */
+static int
+aionbd_after_fork(void)
+{
+	if (getpid() == opened_pid)
+		return 0;
+	close_disk();
+	disk = NULL;
+	return open_disk();
+}
+
+/* Close the disk after the last connection (threads have given back their channels). */
+static void
+aionbd_cleanup(void)
+{
+	close_disk();
+}
+
+/* A new connection; it shares the disk with the others. */
+static void *
+aionbd_open(int readonly)
+{
+	struct handle *h = malloc(sizeof(*h));
+
+	if (!h) {
+		nbdkit_error("malloc: %m");
+		return NULL;
+	}
+	h->readonly = readonly || disk_readonly;
+	return h;
+}
+
+/* The connection is gone; its worker threads free their own channels. */
+static void
+aionbd_close(void *handle)
+{
+	free(handle);
+}
+
+/* The size in bytes. */
+static int64_t
+aionbd_get_size(void *handle)
+{
+	return (int64_t)(aioblk_disk_num_blocks(disk) * blksize);
+}
+
+/* Minimum: the disk's block size (smaller requests still work); preferred 4 KiB or the block. */
+static int
+aionbd_block_size(void *handle, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
+{
+	*minimum = blksize;
+	*preferred = blksize > 4096 ? blksize : 4096;
+	*maximum = 0xffffffff;
+	return 0;
+}
+
+/* Writable unless nbdkit -r, readonly=true or the file could only be opened read-only. */
+static int
+aionbd_can_write(void *handle)
+{
+	struct handle *h = handle;
+
+	return !h->readonly;
+}
+
+/* Flush is an asynchronous fdatasync. */
+static int
+aionbd_can_flush(void *handle)
+{
+	return 1;
+}
+
+/* FUA is RWF_DSYNC on the write itself where libaio has aio_rw_flags. */
+static int
+aionbd_can_fua(void *handle)
+{
+	return aioblk_disk_supports(disk, AIOBLK_IO_FUA_WRITE) ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_EMULATE;
+}
+
+/* One file descriptor for every connection: a flush covers the writes of all of them. */
+static int
+aionbd_can_multi_conn(void *handle)
+{
+	return 1;
+}
+
+/* Trim where the file system can punch holes or the device discard. */
+static int
+aionbd_can_trim(void *handle)
+{
+	return aioblk_disk_supports(disk, AIOBLK_IO_UNMAP);
+}
+
+/* Zeroing: fallocate, BLKZEROOUT, or writing zeroes as the last fallback. */
+static int
+aionbd_can_zero(void *handle)
+{
+	return aioblk_disk_supports(disk, AIOBLK_IO_WRITE_ZEROES);
+}
+
+/* Fast zero requests are answered at once: done when the disk zeroes natively, else ENOTSUP. */
+static int
+aionbd_can_fast_zero(void *handle)
+{
+	return aioblk_disk_supports(disk, AIOBLK_IO_WRITE_ZEROES);
+}
+
+/* Read into the client's buffer, directly when it is aligned. */
+static int
+aionbd_pread(void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	struct thread_ctx *ctx = get_ctx();
+	int rc;
+
+	if (!ctx)
+		return -1;
+	if (is_aligned(buf, count, offset))
+		rc = run(ctx, REQ_READ, buf, offset / blksize, count / blksize, 0);
+	else
+		rc = bounce_rw(ctx, false, buf, NULL, count, offset, 0);
+	return rc < 0 ? fail("read", rc, count, offset) : 0;
+}
+
+/* Write, with FUA on the write itself; partial blocks by read-modify-write. */
+static int
+aionbd_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	struct thread_ctx *ctx = get_ctx();
+	uint32_t io_flags = 0;
+	int rc;
+
+	if (!ctx)
+		return -1;
+	if (flags & NBDKIT_FLAG_FUA) {
+		if (aioblk_disk_supports(disk, AIOBLK_IO_FUA_WRITE))
+			io_flags = AIOBLK_WRITE_FUA;
+	}
+	if (is_aligned(buf, count, offset))
+		rc = run(ctx, REQ_WRITE, (void *)buf, offset / blksize, count / blksize, io_flags);
+	else
+		rc = bounce_rw(ctx, true, NULL, buf, count, offset, io_flags);
+	if (rc == 0 && (flags & NBDKIT_FLAG_FUA) && !io_flags)
+		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
+	return rc < 0 ? fail("write", rc, count, offset) : 0;
+}
+
+/* Make every completed write durable. */
+static int
+aionbd_flush(void *handle, uint32_t flags)
+{
+	struct thread_ctx *ctx = get_ctx();
+	int rc;
+
+	if (!ctx)
+		return -1;
+	rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
+	return rc < 0 ? fail("flush", rc, 0, 0) : 0;
+}
+
+/*
+ * Discard the whole blocks of the range; partial blocks are left as they
+ * are, since a trim is only advice. An unmap the kernel refuses
+ * (-EOPNOTSUPP: a file system that cannot punch holes, found out on the
+ * first try) is reported as success for the same reason.
+ */
+static int
+aionbd_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	struct thread_ctx *ctx = get_ctx();
+	uint64_t first = (offset + blksize - 1) / blksize, end = (offset + count) / blksize;
+	int rc = 0;
+
+	if (!ctx)
+		return -1;
+	if (end > first && aioblk_disk_supports(disk, AIOBLK_IO_UNMAP))
+		rc = run(ctx, REQ_UNMAP, NULL, first, end - first, 0);
+	if (rc == -EOPNOTSUPP) {
+		if (!atomic_exchange(&trim_refused_logged, true))
+			nbdkit_debug("aioblk: %s cannot unmap; trims are ignored from now on", filename);
+		rc = 0;
+	}
+	if (rc == 0 && (flags & NBDKIT_FLAG_FUA))
+		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
+	return rc < 0 ? fail("trim", rc, count, offset) : 0;
+}
+
+/*
+ * Write zeroes: whole blocks with aioblk_write_zeroes, partial ones by
+ * read-modify-write. A fast zero is refused with ENOTSUP up front when it
+ * would be done by writing (partial blocks, or a device that cannot zero).
+ */
+static int
+aionbd_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	struct thread_ctx *ctx = get_ctx();
+	uint64_t first = (offset + blksize - 1) / blksize, end = (offset + count) / blksize;
+	int rc = 0;
+
+	if (!ctx)
+		return -1;
+	if ((flags & NBDKIT_FLAG_FAST_ZERO) && (!fast_zero || offset % blksize || count % blksize)) {
+		nbdkit_set_error(ENOTSUP);
+		return -1;
+	}
+	if (end <= first) {
+		/* Inside one block, or across one block boundary without a whole block. */
+		rc = bounce_rw(ctx, true, NULL, NULL, count, offset, 0);
+	} else {
+		uint64_t head = first * blksize - offset, tail = offset + count - end * blksize;
+
+		if (head)
+			rc = bounce_rw(ctx, true, NULL, NULL, (uint32_t)head, offset, 0);
+		if (rc == 0)
+			rc = run(ctx, REQ_ZEROES, NULL, first, end - first, 0);
+		if (rc == 0 && tail)
+			rc = bounce_rw(ctx, true, NULL, NULL, (uint32_t)tail, end * blksize, 0);
+	}
+	if (rc == 0 && (flags & NBDKIT_FLAG_FUA))
+		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
+	if (rc == -EOPNOTSUPP && !(flags & NBDKIT_FLAG_FAST_ZERO)) {
+		/* nbdkit falls back to writing zeroes with pwrite. */
+		nbdkit_set_error(ENOTSUP);
+		return -1;
+	}
+	return rc < 0 ? fail("zero", rc, count, offset) : 0;
+}
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct nbdkit_plugin plugin = {
+	.name = "aioblk",
+	.longname = "nbdkit aioblk plugin",
+	.version = PACKAGE_VERSION,
+	.description = "Serve a file or block device through aioblk (Linux AIO, O_DIRECT)",
+	.load = aionbd_load,
+	.unload = aionbd_unload,
+	.config = aionbd_config,
+	.config_complete = aionbd_config_complete,
+	.config_help = aionbd_config_help,
+	.magic_config_key = "file",
+	.dump_plugin = aionbd_dump_plugin,
+	.get_ready = aionbd_get_ready,
+	.after_fork = aionbd_after_fork,
+	.cleanup = aionbd_cleanup,
+	.open = aionbd_open,
+	.close = aionbd_close,
+	.get_size = aionbd_get_size,
+	.block_size = aionbd_block_size,
+	.can_write = aionbd_can_write,
+	.can_flush = aionbd_can_flush,
+	.can_fua = aionbd_can_fua,
+	.can_multi_conn = aionbd_can_multi_conn,
+	.can_trim = aionbd_can_trim,
+	.can_zero = aionbd_can_zero,
+	.can_fast_zero = aionbd_can_fast_zero,
+	.pread = aionbd_pread,
+	.pwrite = aionbd_pwrite,
+	.flush = aionbd_flush,
+	.trim = aionbd_trim,
+	.zero = aionbd_zero,
+	.errno_is_preserved = 0,
+};
+
+NBDKIT_REGISTER_PLUGIN(plugin)
