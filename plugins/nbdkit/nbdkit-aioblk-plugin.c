@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
@@ -40,14 +41,22 @@
 
 #include <aioblk/aioblk.h>
 
-/* Bytes of one worker thread's bounce buffer (a multiple of any block size). */
-#define BOUNCE_SIZE (256u * 1024u)
+/*
+ * Each worker thread's bounce buffer: BOUNCE_SLOTS slots of SLOT_SIZE bytes
+ * (a multiple of any block size, at least two of the largest blocks).
+ */
+#define SLOT_SIZE (128u * 1024u)
+#define BOUNCE_SLOTS 4u
 /* Locks of the read-modify-write table; a block's lock is its number modulo this. */
 #define RMW_STRIPES 256u
 /* Default request slots of each thread's channel. */
 #define DEFAULT_QUEUE_DEPTH 4u
 
+/* How long wait=hybrid busy-polls before it sleeps on the eventfd. */
+#define HYBRID_SPIN_NS 20000
+
 enum wait_mode {
+	WAIT_HYBRID,  /* busy-poll for HYBRID_SPIN_NS, then sleep on the eventfd */
 	WAIT_EVENTFD, /* sleep in poll(2) on the group's eventfd */
 	WAIT_POLL,    /* busy-poll the group until the request completes */
 };
@@ -60,7 +69,7 @@ static bool direct_required;
 static bool nowait;
 static bool readonly_param;
 static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
-static enum wait_mode wait_mode = WAIT_EVENTFD;
+static enum wait_mode wait_mode = WAIT_HYBRID;
 
 static struct aioblk_disk *disk;
 static uint32_t blksize;   /* the disk's block size */
@@ -79,7 +88,7 @@ static atomic_bool trim_refused_logged;
 struct thread_ctx {
 	struct aioblk_group *group;
 	struct aioblk_channel *ch;
-	char *bounce; /* BOUNCE_SIZE bytes aligned for direct I/O, made on first use */
+	char *bounce; /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
 };
 
 /* One request in flight: what its callback reports. */
@@ -131,7 +140,7 @@ static struct thread_ctx *
 get_ctx(void)
 {
 	struct thread_ctx *ctx = pthread_getspecific(ctx_key);
-	uint32_t flags = wait_mode == WAIT_EVENTFD ? AIOBLK_GROUP_EVENTFD : 0;
+	uint32_t flags = wait_mode == WAIT_POLL ? 0 : AIOBLK_GROUP_EVENTFD;
 	int rc;
 
 	if (ctx)
@@ -178,7 +187,7 @@ get_bounce(struct thread_ctx *ctx)
 
 	if (ctx->bounce)
 		return ctx->bounce;
-	rc = posix_memalign(&p, align, BOUNCE_SIZE);
+	rc = posix_memalign(&p, align, (size_t)BOUNCE_SLOTS * SLOT_SIZE);
 	if (rc) {
 		errno = rc;
 		nbdkit_error("posix_memalign: %m");
@@ -197,18 +206,52 @@ op_done(void *arg, int status)
 	op->done = true;
 }
 
-/* Wait until @op's callback ran. Returns 0 or a negative errno of the wait. */
-static int
-wait_op(struct thread_ctx *ctx, struct op *op)
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Wait until at least one callback of the group ran; the caller has a
+ * request outstanding. wait=hybrid polls first: a poll that finds nothing
+ * makes no system call, and a fast device's request is done after the
+ * io_submit of the first poll, so the poll(2) on the eventfd is saved
+ * where it matters. It never gives up: a request still in flight points
+ * at the caller's stack and buffers, so a failing wait turns into polling.
+ */
+static void
+wait_some(struct thread_ctx *ctx)
 {
 	int rc;
 
-	while (!op->done) {
-		rc = aioblk_group_wait(ctx->group, -1);
-		if (rc < 0 && rc != -EINTR)
-			return rc;
+	if (wait_mode == WAIT_HYBRID) {
+		int64_t deadline = now_ns() + HYBRID_SPIN_NS;
+		unsigned i = 0;
+
+		do {
+			if (aioblk_group_poll(ctx->group, 0) > 0)
+				return;
+		} while ((++i & 15) || now_ns() < deadline);
 	}
-	return 0;
+	for (;;) {
+		rc = aioblk_group_wait(ctx->group, -1);
+		if (rc > 0)
+			return;
+		if (rc < 0 && rc != -EINTR && aioblk_group_poll(ctx->group, 0) > 0)
+			return;
+	}
+}
+
+/* Wait until @op's callback ran. */
+static void
+wait_op(struct thread_ctx *ctx, struct op *op)
+{
+	while (!op->done)
+		wait_some(ctx);
 }
 
 enum req_type { REQ_READ, REQ_WRITE, REQ_FLUSH, REQ_ZEROES, REQ_UNMAP };
@@ -247,9 +290,7 @@ issue(struct thread_ctx *ctx, enum req_type type, void *buf, uint64_t block, uin
 		}
 		if (rc != -EAGAIN || aioblk_channel_inflight(ctx->ch) == 0)
 			return rc;
-		rc = aioblk_group_wait(ctx->group, -1);
-		if (rc < 0 && rc != -EINTR)
-			return rc;
+		wait_some(ctx);
 	}
 }
 
@@ -263,8 +304,8 @@ run(struct thread_ctx *ctx, enum req_type type, void *buf, uint64_t block, uint6
 	rc = issue(ctx, type, buf, block, nblocks, io_flags, &op);
 	if (rc < 0)
 		return rc;
-	rc = wait_op(ctx, &op);
-	return rc < 0 ? rc : op.status;
+	wait_op(ctx, &op);
+	return op.status;
 }
 
 /* Report a failed request to nbdkit: the message, and the errno that goes to the client. */
@@ -311,17 +352,15 @@ rmw_unlock(const unsigned s[2], unsigned n)
 }
 
 /*
- * Read or write [offset, offset + count) through the bounce buffer, one
- * chunk of at most BOUNCE_SIZE at a time. Chunks start at block
- * boundaries, so only the first chunk's first block and the last chunk's
- * last block can be partial. A write (@src, or zeroes when @src is NULL)
- * that covers part of a block reads it first and writes it back under the
- * block's lock: a second writer of the same block waits, and reads the
- * block again after the first one's write has completed.
+ * Write [offset, offset + count) through the first bounce slot by
+ * read-modify-write (@src, or zeroes when @src is NULL), one slot at a
+ * time; used for the parts of writes that cover blocks partly. The first
+ * and last blocks, when partial, are read first and the span is written
+ * back while their locks are held: a second writer of the same block
+ * waits, and reads the block after the first one's write has completed.
  */
 static int
-bounce_rw(struct thread_ctx *ctx, bool write, void *dst, const void *src, uint32_t count, uint64_t offset,
-	  uint32_t io_flags)
+rmw_write(struct thread_ctx *ctx, const void *src, uint32_t count, uint64_t offset, uint32_t io_flags)
 {
 	char *bounce = get_bounce(ctx);
 	int rc = 0;
@@ -330,59 +369,125 @@ bounce_rw(struct thread_ctx *ctx, bool write, void *dst, const void *src, uint32
 		return -ENOMEM;
 	while (count > 0) {
 		uint64_t start = offset - offset % blksize;
-		uint64_t end = offset + count < start + BOUNCE_SIZE ? offset + count : start + BOUNCE_SIZE;
+		uint64_t end = offset + count < start + SLOT_SIZE ? offset + count : start + SLOT_SIZE;
 		uint64_t span_end = (end + blksize - 1) / blksize * blksize;
 		uint64_t first = start / blksize, nblocks = (span_end - start) / blksize;
 		uint64_t last = first + nblocks - 1;
 		size_t skip = (size_t)(offset - start), n = (size_t)(end - offset);
+		bool head = skip != 0, tail = end != span_end;
+		unsigned stripes[2], nstripes;
 
-		if (!write) {
-			rc = run(ctx, REQ_READ, bounce, first, nblocks, 0);
-			if (rc < 0)
-				return rc;
-			memcpy(dst, bounce + skip, n);
-			dst = (char *)dst + n;
-		} else {
-			bool head = skip != 0, tail = end != span_end;
-			struct op op_head, op_tail;
-			unsigned stripes[2], nstripes;
-			int rc2 = 0;
-
-			rmw_lock(first, head, last, tail, stripes, &nstripes);
-			if (head) {
-				rc = issue(ctx, REQ_READ, bounce, first, 1, 0, &op_head);
-				if (rc == 0)
-					rc = wait_op(ctx, &op_head);
-				if (rc == 0)
-					rc = op_head.status;
+		rmw_lock(first, head, last, tail, stripes, &nstripes);
+		if (head)
+			rc = run(ctx, REQ_READ, bounce, first, 1, 0);
+		if (rc == 0 && tail && !(head && last == first))
+			rc = run(ctx, REQ_READ, bounce + (size_t)(nblocks - 1) * blksize, last, 1, 0);
+		if (rc == 0) {
+			if (src) {
+				memcpy(bounce + skip, src, n);
+				src = (const char *)src + n;
+			} else {
+				memset(bounce + skip, 0, n);
 			}
-			if (rc == 0 && tail && !(head && last == first)) {
-				char *tail_buf = bounce + (size_t)(nblocks - 1) * blksize;
-
-				rc2 = issue(ctx, REQ_READ, tail_buf, last, 1, 0, &op_tail);
-				if (rc2 == 0)
-					rc2 = wait_op(ctx, &op_tail);
-				if (rc2 == 0)
-					rc2 = op_tail.status;
-				rc = rc2;
-			}
-			if (rc == 0) {
-				if (src) {
-					memcpy(bounce + skip, src, n);
-					src = (const char *)src + n;
-				} else {
-					memset(bounce + skip, 0, n);
-				}
-				rc = run(ctx, REQ_WRITE, bounce, first, nblocks, io_flags);
-			}
-			rmw_unlock(stripes, nstripes);
-			if (rc < 0)
-				return rc;
+			rc = run(ctx, REQ_WRITE, bounce, first, nblocks, io_flags);
 		}
+		rmw_unlock(stripes, nstripes);
+		if (rc < 0)
+			return rc;
 		offset += n;
 		count -= (uint32_t)n;
 	}
 	return 0;
+}
+
+/*
+ * Read [offset, offset + count) into @dst, or write whole blocks from @src,
+ * through the bounce slots with up to BOUNCE_SLOTS requests in flight, so
+ * that a large request in unaligned memory (nbdkit's buffers come from
+ * malloc) still keeps the device busy. A read widens the range to whole
+ * blocks and copies out only what was asked for.
+ */
+static int
+bounce_rw(struct thread_ctx *ctx, bool write, char *dst, const char *src, uint32_t count, uint64_t offset,
+	  uint32_t io_flags)
+{
+	char *bounce = get_bounce(ctx);
+	uint64_t end = offset + count, next = offset - offset % blksize;
+	uint64_t span_end = (end + blksize - 1) / blksize * blksize;
+	struct op ops[BOUNCE_SLOTS];
+	uint64_t at[BOUNCE_SLOTS];
+	size_t len[BOUNCE_SLOTS];
+	bool busy[BOUNCE_SLOTS] = { false };
+	unsigned inflight = 0, i;
+	int err = 0, rc;
+
+	if (!bounce)
+		return -ENOMEM;
+	for (;;) {
+		for (i = 0; i < BOUNCE_SLOTS && next < span_end && !err; i++) {
+			char *slot = bounce + (size_t)i * SLOT_SIZE;
+			size_t n = span_end - next < SLOT_SIZE ? (size_t)(span_end - next) : SLOT_SIZE;
+
+			if (busy[i])
+				continue;
+			if (write)
+				memcpy(slot, src + (next - offset), n);
+			rc = issue(ctx, write ? REQ_WRITE : REQ_READ, slot, next / blksize, n / blksize, io_flags, &ops[i]);
+			if (rc < 0) {
+				err = rc;
+				break;
+			}
+			busy[i] = true;
+			at[i] = next;
+			len[i] = n;
+			inflight++;
+			next += n;
+		}
+		if (inflight == 0)
+			return err;
+		wait_some(ctx);
+		for (i = 0; i < BOUNCE_SLOTS; i++) {
+			if (!busy[i] || !ops[i].done)
+				continue;
+			busy[i] = false;
+			inflight--;
+			if (ops[i].status < 0 && !err)
+				err = ops[i].status;
+			if (!write && !err) {
+				uint64_t lo = at[i] > offset ? at[i] : offset;
+				uint64_t hi = at[i] + len[i] < end ? at[i] + len[i] : end;
+
+				memcpy(dst + (lo - offset), bounce + (size_t)i * SLOT_SIZE + (lo - at[i]), (size_t)(hi - lo));
+			}
+		}
+	}
+}
+
+/*
+ * A write that is not whole blocks in aligned memory: the partial first and
+ * last blocks by read-modify-write, the whole blocks between them directly
+ * when their memory is aligned, else through the bounce slots.
+ */
+static int
+write_unaligned(struct thread_ctx *ctx, const char *buf, uint32_t count, uint64_t offset, uint32_t io_flags)
+{
+	uint64_t first = (offset + blksize - 1) / blksize, end = (offset + count) / blksize;
+	uint32_t head = (uint32_t)(first * blksize - offset);
+	uint32_t tail = (uint32_t)(offset + count - end * blksize);
+	const char *mid = buf + head;
+	int rc = 0;
+
+	if (end <= first) /* no whole block */
+		return rmw_write(ctx, buf, count, offset, io_flags);
+	if (head)
+		rc = rmw_write(ctx, buf, head, offset, io_flags);
+	if (rc == 0 && (uintptr_t)mid % mem_align == 0)
+		rc = run(ctx, REQ_WRITE, (void *)mid, first, end - first, io_flags);
+	else if (rc == 0)
+		rc = bounce_rw(ctx, true, NULL, mid, count - head - tail, first * blksize, io_flags);
+	if (rc == 0 && tail)
+		rc = rmw_write(ctx, mid + (count - head - tail), tail, end * blksize, io_flags);
+	return rc;
 }
 
 /* Whether zeroing this block device is done by the device (sysfs write_zeroes_max_bytes > 0). */
@@ -543,12 +648,14 @@ aionbd_config(const char *key, const char *value)
 		return 0;
 	}
 	if (strcmp(key, "wait") == 0) {
-		if (strcmp(value, "eventfd") == 0) {
+		if (strcmp(value, "hybrid") == 0) {
+			wait_mode = WAIT_HYBRID;
+		} else if (strcmp(value, "eventfd") == 0) {
 			wait_mode = WAIT_EVENTFD;
 		} else if (strcmp(value, "poll") == 0) {
 			wait_mode = WAIT_POLL;
 		} else {
-			nbdkit_error("wait=%s: expected 'eventfd' or 'poll'", value);
+			nbdkit_error("wait=%s: expected 'hybrid', 'eventfd' or 'poll'", value);
 			return -1;
 		}
 		return 0;
@@ -582,7 +689,7 @@ aionbd_config_complete(void)
 	"nowait=true         Try RWF_NOWAIT on reads of block devices.\n" \
 	"readonly=true       Open the file read-only.\n" \
 	"queue-depth=<N>     Request slots of each thread's channel (default 4).\n" \
-	"wait=eventfd|poll   Sleep on an eventfd (default) or busy-poll for completions."
+	"wait=hybrid|eventfd|poll  Poll 20 us, then sleep (default); sleep; busy-poll."
 
 /* Print the library's version for nbdkit --dump-plugin. */
 static void
@@ -748,7 +855,7 @@ aionbd_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset, ui
 	if (is_aligned(buf, count, offset))
 		rc = run(ctx, REQ_WRITE, (void *)buf, offset / blksize, count / blksize, io_flags);
 	else
-		rc = bounce_rw(ctx, true, NULL, buf, count, offset, io_flags);
+		rc = write_unaligned(ctx, buf, count, offset, io_flags);
 	if (rc == 0 && (flags & NBDKIT_FLAG_FUA) && !io_flags)
 		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
 	return rc < 0 ? fail("write", rc, count, offset) : 0;
@@ -814,16 +921,16 @@ aionbd_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 	}
 	if (end <= first) {
 		/* Inside one block, or across one block boundary without a whole block. */
-		rc = bounce_rw(ctx, true, NULL, NULL, count, offset, 0);
+		rc = rmw_write(ctx, NULL, count, offset, 0);
 	} else {
 		uint64_t head = first * blksize - offset, tail = offset + count - end * blksize;
 
 		if (head)
-			rc = bounce_rw(ctx, true, NULL, NULL, (uint32_t)head, offset, 0);
+			rc = rmw_write(ctx, NULL, (uint32_t)head, offset, 0);
 		if (rc == 0)
 			rc = run(ctx, REQ_ZEROES, NULL, first, end - first, 0);
 		if (rc == 0 && tail)
-			rc = bounce_rw(ctx, true, NULL, NULL, (uint32_t)tail, end * blksize, 0);
+			rc = rmw_write(ctx, NULL, (uint32_t)tail, end * blksize, 0);
 	}
 	if (rc == 0 && (flags & NBDKIT_FLAG_FUA))
 		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
