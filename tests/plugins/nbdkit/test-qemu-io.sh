@@ -27,6 +27,7 @@ cmds=(
 	-c "write -P 0x22 1M 1M" -c "write -z 1048579 200000" -c "read -P 0x22 1M 3"
 	-c "read -P 0 1048579 200000" -c "read -P 0x22 1248579 848573"
 	-c "write -f -z 2M 64k" -c "read -P 0 2M 64k"
+	-c "write -P 0x44 3M 64k" -c "write -z -n 3M 64k" -c "read -P 0 3M 64k"
 	-c "write -P 0x33 4M 1M" -c "discard 4M 1M" -c "read -P 0 4M 1M"
 	-c "flush"
 )
@@ -42,9 +43,14 @@ run_qemu "$plugin" file="$tmp/disk" block-size=4096
 truncate -s 0 "$tmp/disk" && truncate -s 16M "$tmp/disk"
 run_qemu --filter=blocksize-policy "$plugin" file="$tmp/disk" block-size=4096 blocksize-minimum=1
 
+# A fast zero of part of a block would be a read-modify-write: refused at once.
+out=$(nbdkit -U - --filter=blocksize-policy "$plugin" file="$tmp/disk" block-size=4096 blocksize-minimum=1 \
+	--run 'qemu-io -f raw "$uri" -c "write -z -n 3 100"' 2>&1)
+grep -q 'Operation not supported' <<<"$out" || { echo "$out"; fail "a sub-block fast zero was not refused with ENOTSUP"; }
+
 # What the plugin wrote is in the file itself.
 out=$(qemu-io -f raw -r "$tmp/disk" -c "read -P 0x5a 1 1000" -c "read -P 0 0 1" -c "read -P 0x12 4097 100" \
-	-c "read -P 0 1048579 200000" -c "read -P 0x22 1248579 848573" -c "read -P 0 4M 1M" 2>&1)
+	-c "read -P 0 1048579 200000" -c "read -P 0x22 1248579 848573" -c "read -P 0 3M 64k" -c "read -P 0 4M 1M" 2>&1)
 if [ $? -ne 0 ] || grep -qi 'fail\|error' <<<"$out"; then
 	echo "$out"
 	fail "the backing file does not hold what was written"
