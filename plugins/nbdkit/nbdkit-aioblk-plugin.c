@@ -435,7 +435,8 @@ bounce_rw(struct thread_ctx *ctx, bool write, char *dst, const char *src, uint32
 				continue;
 			if (write)
 				memcpy(slot, src + (next - offset), n);
-			rc = issue(ctx, write ? REQ_WRITE : REQ_READ, slot, next / blksize, n / blksize, io_flags, &ops[i]);
+			rc = issue(ctx, write ? REQ_WRITE : REQ_READ, slot, next / blksize, n / blksize, io_flags,
+				   &ops[i]);
 			if (rc < 0) {
 				err = rc;
 				break;
@@ -460,7 +461,8 @@ bounce_rw(struct thread_ctx *ctx, bool write, char *dst, const char *src, uint32
 				uint64_t lo = at[i] > offset ? at[i] : offset;
 				uint64_t hi = at[i] + len[i] < end ? at[i] + len[i] : end;
 
-				memcpy(dst + (lo - offset), bounce + (size_t)i * SLOT_SIZE + (lo - at[i]), (size_t)(hi - lo));
+				memcpy(dst + (lo - offset), bounce + (size_t)i * SLOT_SIZE + (lo - at[i]),
+				       (size_t)(hi - lo));
 			}
 		}
 	}
@@ -684,13 +686,13 @@ aionbd_config_complete(void)
 	return 0;
 }
 
-#define aionbd_config_help \
-	"file=<FILENAME>     (required) The file or block device to serve.\n" \
-	"block-size=<SIZE>   Block size (default: detected).\n" \
-	"buffered=true       Use the page cache instead of O_DIRECT.\n" \
-	"direct=required     Fail instead of falling back to buffered I/O.\n" \
-	"nowait=true         Try RWF_NOWAIT on reads of block devices.\n" \
-	"readonly=true       Open the file read-only.\n" \
+#define aionbd_config_help                                                          \
+	"file=<FILENAME>     (required) The file or block device to serve.\n"       \
+	"block-size=<SIZE>   Block size (default: detected).\n"                     \
+	"buffered=true       Use the page cache instead of O_DIRECT.\n"             \
+	"direct=required     Fail instead of falling back to buffered I/O.\n"       \
+	"nowait=true         Try RWF_NOWAIT on reads of block devices.\n"           \
+	"readonly=true       Open the file read-only.\n"                            \
 	"queue-depth=<N>     Request slots of each thread's channel (default 4).\n" \
 	"wait=hybrid|eventfd|poll  Poll 20 us, then sleep (default); sleep; busy-poll."
 
@@ -707,10 +709,9 @@ aionbd_get_ready(void)
 {
 	if (open_disk() < 0)
 		return -1;
-	nbdkit_debug("aioblk: %s: %" PRIu64 " blocks of %" PRIu32 " bytes, %s%s, memory alignment %zu",
-		     filename, aioblk_disk_num_blocks(disk), blksize,
-		     aioblk_disk_is_direct(disk) ? "O_DIRECT" : "buffered", disk_readonly ? ", read-only" : "",
-		     mem_align);
+	nbdkit_debug("aioblk: %s: %" PRIu64 " blocks of %" PRIu32 " bytes, %s%s, memory alignment %zu", filename,
+		     aioblk_disk_num_blocks(disk), blksize, aioblk_disk_is_direct(disk) ? "O_DIRECT" : "buffered",
+		     disk_readonly ? ", read-only" : "", mem_align);
 	return 0;
 }
 
