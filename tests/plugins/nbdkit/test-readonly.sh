@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # A read-only export refuses writes with EPERM at the client and still
-# reads: with nbdkit -r, with readonly=true, and (as root) for a file on a
-# file system mounted read-only, which the plugin opens read-only by itself.
+# reads: with nbdkit -r, with readonly=true, and for a file on a file system
+# mounted read-only (as root) or without write permission (not root), which
+# the plugin opens read-only by itself.
 # The writer is fio's nbd engine (libnbd): it sees the export's read-only
 # flag and fails the write with EPERM, as nbdkit would if it were sent.
 . "$(dirname "$0")/common.sh"
@@ -37,5 +38,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	refused "$plugin" file="$tmp/mnt/disk"
 	echo "PASS: -r, readonly=true and a read-only file system refuse writes with EPERM"
 else
-	echo "PASS: -r and readonly=true refuse writes with EPERM (not root: read-only file system case skipped)"
+	# Without root, a file without write permission is read-only too.
+	chmod a-w "$tmp/disk"
+	refused "$plugin" file="$tmp/disk"
+	echo "PASS: -r, readonly=true and a file without write permission refuse writes with EPERM"
 fi
