@@ -102,12 +102,19 @@ struct handle {
 	bool readonly;
 };
 
+/*
+ * While the disk is being opened, the library's errors are only debug
+ * messages: a refused read-write open is retried read-only, and a final
+ * failure is reported by open_disk itself.
+ */
+static atomic_bool opening;
+
 /* Diagnostics of the library go to nbdkit's (stderr or syslog, never stdout). */
 static void
 log_to_nbdkit(int level, const char *msg, void *arg)
 {
 	(void)arg;
-	if (level <= AIOBLK_LOG_ERR)
+	if (level <= AIOBLK_LOG_ERR && !atomic_load(&opening))
 		nbdkit_error("aioblk: %s", msg);
 	else
 		nbdkit_debug("aioblk: %s%s", level == AIOBLK_LOG_WARNING ? "warning: " : "", msg);
@@ -528,6 +535,7 @@ open_disk(void)
 		opts.flags |= AIOBLK_DISK_NOWAIT;
 	if (readonly_param)
 		opts.flags |= AIOBLK_DISK_READONLY;
+	atomic_store(&opening, true);
 	rc = aioblk_disk_open(filename, &opts, &disk);
 	if ((rc == -EROFS || rc == -EACCES || rc == -EPERM) && !readonly_param) {
 		/* A read-only file or file system is served read-only. */
@@ -536,6 +544,7 @@ open_disk(void)
 		opts.flags |= AIOBLK_DISK_READONLY;
 		rc = aioblk_disk_open(filename, &opts, &disk);
 	}
+	atomic_store(&opening, false);
 	if (rc < 0) {
 		nbdkit_error("%s: %s", filename, strerror(-rc));
 		disk = NULL;
