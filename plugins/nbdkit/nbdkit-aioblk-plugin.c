@@ -8,21 +8,21 @@
  * worker thread makes its own aioblk group and channel the first time it
  * serves a request, and they are destroyed when the thread exits (a
  * pthread key's destructor). A request is issued on the thread's channel
- * and the thread waits for its callback in aioblk_group_wait(): nbdkit
- * hands each worker one request at a time, so a channel never has more
- * than the two reads of a read-modify-write outstanding.
+ * and the thread polls the group, then sleeps on its eventfd, until the
+ * callback ran: nbdkit hands each worker one request at a time, so a
+ * channel has at most BOUNCE_SLOTS requests outstanding (the pieces of a
+ * large request going through the bounce buffer).
  *
- * Requests that are not whole blocks in block-aligned memory go through a
- * per-thread bounce buffer; writes that cover part of a block read that
- * block first, merge and write it back while holding a lock of a striped
- * table, so that two clients writing different bytes of one block cannot
- * undo each other's write.
+ * Requests that are not whole blocks in block-aligned memory (nbdkit's
+ * buffers come from malloc) go through a per-thread bounce buffer; writes
+ * that cover part of a block read that block first, merge and write it
+ * back while holding a lock of a striped table, so that two clients
+ * writing different bytes of one block cannot undo each other's write.
  *
  * The callbacks are named aionbd_*: the aioblk_* names belong to the library.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -267,8 +267,8 @@ wait_op(struct thread_ctx *ctx, struct op *op)
 enum req_type { REQ_READ, REQ_WRITE, REQ_FLUSH, REQ_ZEROES, REQ_UNMAP };
 
 /*
- * Issue one request on the thread's channel. A full channel (-EAGAIN: the
- * other read of a read-modify-write holds the last slot) is waited out.
+ * Issue one request on the thread's channel. A full channel (-EAGAIN: a
+ * queue-depth= smaller than the bounce slots) is waited out.
  */
 static int
 issue(struct thread_ctx *ctx, enum req_type type, void *buf, uint64_t block, uint64_t nblocks, uint32_t io_flags,
