@@ -7,13 +7,16 @@
 # per-round ratios to the file plugin.
 #
 # Usage: bench/nbd.sh [--device DEV] [--runtime S] [--rounds N] [--plugin SO]
-#                     [--cases LIST] [--out DIR] [--strace]
+#                     [--cases LIST] [--out DIR] [--strace] [--perf]
 # --device: default /dev/zram0 (root; sized 1G and filled with random data
 #   only when its disksize reads 0, else used as it is).
 # --cases: a subset of "file file-random aioblk aioblk-eventfd aioblk-poll"
 #   (the default; aioblk is wait=hybrid, the default).
 # --strace: after the timed rounds, one run of each case under strace -c -f
 #   on the server (system calls per request; slows it down, not timed).
+# --perf: after the timed rounds, one run of each case with the server's CPU
+#   time per request (/proc/PID/stat) and, under perf record -g, the shares
+#   of its system calls and of aioblk's code.
 # Run it under flock /tmp/aioblk-bench.lock on a shared machine.
 set -euo pipefail
 
@@ -26,6 +29,7 @@ plugin=""
 cases="file file-random aioblk aioblk-eventfd aioblk-poll"
 out=""
 do_strace=false
+do_perf=false
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -36,7 +40,8 @@ while [ $# -gt 0 ]; do
 	--cases) cases=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--strace) do_strace=true; shift ;;
-	-h | --help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--perf) do_perf=true; shift ;;
+	-h | --help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "nbd.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -156,6 +161,34 @@ for line in open(sys.argv[1]):
     elif f and f[-1] == "total":
         print(f"  {'total':<16} {int(f[3]) / n:6.2f} per request")
 EOF
+	done
+fi
+# CPU time (user + system) of a process in microseconds.
+cpu_us() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000000 / hz }' "/proc/$1/stat"
+}
+
+if $do_perf; then
+	command -v perf >/dev/null || { echo "nbd.sh: perf is missing" >&2; exit 1; }
+	for c in $cases; do
+		rm -f "$out/perf.sock"
+		# shellcheck disable=SC2046
+		nbdkit -f -U "$out/perf.sock" $(server_args "$c") &
+		srv=$!
+		for _ in $(seq 50); do [ -S "$out/perf.sock" ] && break; sleep 0.1; done
+		blockdev --flushbufs "$device" 2>/dev/null || true
+		perf record -q -g -p "$srv" -o "$out/perf.$c.data" -- sleep "$runtime" 2>/dev/null &
+		pr=$!
+		t0=$(cpu_us "$srv")
+		uri="nbd+unix:///?socket=$out/perf.sock" eval "$fio_cmd --output=$out/perf.$c.json" >/dev/null
+		t1=$(cpu_us "$srv")
+		wait "$pr" || true
+		kill "$srv"; wait "$srv" 2>/dev/null || true
+		n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["total_ios"])' "$out/perf.$c.json")
+		echo "== $c: server CPU $(python3 -c "print(f'{($t1 - $t0) / $n:.2f}')") us per request ($n requests); shares of its CPU (perf, with children):"
+		perf report -i "$out/perf.$c.data" --children --sort sym -g none 2>/dev/null |
+			grep -E '\] (__x64_sys_[a-z0-9_]+|schedule|zram_submit_bio|aionbd_p(read|write)|aioblk_[a-z_]+)$' |
+			awk '$1 + 0 >= 0.5 { printf "  %-28s %s\n", $NF, $1 }' | head -12
 	done
 fi
 echo "raw results: $out" >&2
