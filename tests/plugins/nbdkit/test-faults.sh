@@ -24,4 +24,16 @@ echo 1M >/sys/block/zram$z/mem_limit || fail "cannot set mem_limit"
 out=$(nbdkit -U - "$plugin" file=/dev/zram$z --run \
 	'qemu-io -f raw "$uri" -c "write -s '"$tmp"'/random 0 4M"' 2>&1)
 grep -q 'Input/output error' <<<"$out" || { echo "$out"; fail "zram over its mem_limit did not give EIO at the client"; }
-echo "PASS: ENOSPC (tmpfs) and EIO (zram mem_limit) reach the client"
+# A file system that cannot punch holes (ramfs, buffered: no O_DIRECT
+# either): a trim is advice, so the discard succeeds and the data stays.
+mkdir "$tmp/ramfs"
+mount -t ramfs ramfs "$tmp/ramfs" || fail "cannot mount a ramfs"
+on_exit "umount '$tmp/ramfs'"
+head -c 1M /dev/zero | tr '\0' '\132' >"$tmp/ramfs/disk"
+out=$(nbdkit -U - "$plugin" file="$tmp/ramfs/disk" --run \
+	'qemu-io -f raw "$uri" -c "discard 0 64k" -c "read -P 0x5a 64k 64k" -c "write -z 128k 4k" -c "read -P 0 128k 4k"' 2>&1)
+if [ $? -ne 0 ] || grep -qi 'fail\|error' <<<"$out"; then
+	echo "$out"
+	fail "discard or zero on ramfs failed"
+fi
+echo "PASS: ENOSPC (tmpfs) and EIO (zram mem_limit) reach the client; trim on ramfs is harmless"
