@@ -546,7 +546,13 @@ open_disk(void)
 	}
 	atomic_store(&opening, false);
 	if (rc < 0) {
-		nbdkit_error("%s: %s", filename, strerror(-rc));
+		const char *hint = "";
+
+		if (rc == -EINVAL && direct_required)
+			hint = " (O_DIRECT refused with direct=required, or a block-size= that does not fit)";
+		else if (rc == -EINVAL)
+			hint = " (a size that is not a multiple of the block size, or a block-size= below the device's)";
+		nbdkit_error("%s: %s%s", filename, strerror(-rc), hint);
 		disk = NULL;
 		return -1;
 	}
