@@ -11,12 +11,13 @@
 # --device: default /dev/zram0 (root; sized 1G and filled with random data
 #   only when its disksize reads 0, else used as it is).
 # --cases: a subset of "file file-random aioblk aioblk-eventfd aioblk-poll"
-#   (the default; aioblk is wait=hybrid, the default).
+#   (the default; aioblk is the default, wait=auto).
 # --strace: after the timed rounds, one run of each case under strace -c -f
 #   on the server (system calls per request; slows it down, not timed).
 # --perf: after the timed rounds, one run of each case with the server's CPU
-#   time per request (/proc/PID/stat) and, under perf record -g, the shares
-#   of its system calls and of aioblk's code.
+#   time per request (/proc/PID/stat), its system calls per request (perf
+#   stat on the syscall tracepoints: unlike strace, it does not slow the
+#   server down) and, under perf record -g, where its CPU time goes.
 # Run it under flock /tmp/aioblk-bench.lock on a shared machine.
 set -euo pipefail
 
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--strace) do_strace=true; shift ;;
 	--perf) do_perf=true; shift ;;
-	-h | --help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "nbd.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -98,12 +99,15 @@ fio_cmd+=" --time_based --runtime=$runtime --norandommap --randrepeat=0 --group_
 # engine prints to stdout). The file plugin reads
 # through the page cache: drop the device's cached pages first, so that every
 # run starts cold (aioblk reads O_DIRECT and never fills it).
+# The server's CPU time (utime and stime, in clock ticks) is read from
+# /proc around the fio run, into $out/CASE.ROUND.cpu.
 run_case() {
-	local c=$1 r=$2
-	# shellcheck disable=SC2046 # the server's arguments split on purpose
+	local c=$1 r=$2 stat cmd
+	stat="cut -d' ' -f14,15 /proc/\$(cat $out/server.pid)/stat"
+	cmd="a=\$($stat); $fio_cmd --output=$out/$c.$r.json; rc=\$?; echo \$a \$($stat) >$out/$c.$r.cpu; exit \$rc"
 	blockdev --flushbufs "$device" 2>/dev/null || true
-	# shellcheck disable=SC2046
-	nbdkit -U - $(server_args "$c") --run "$fio_cmd --output=$out/$c.$r.json" >"$out/$c.$r.err" 2>&1 ||
+	# shellcheck disable=SC2046 # the server's arguments split on purpose
+	nbdkit -U - -P "$out/server.pid" $(server_args "$c") --run "$cmd" >"$out/$c.$r.err" 2>&1 ||
 		{ cat "$out/$c.$r.err" >&2; exit 1; }
 }
 
@@ -116,20 +120,30 @@ done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
 
 python3 - "$out" "$rounds" $cases <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 out, rounds, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def iops(c, r):
     return json.load(open(f"{out}/{c}.{r}.json"))["jobs"][0]["read"]["iops"]
 def lat(c, r):
     return json.load(open(f"{out}/{c}.{r}.json"))["jobs"][0]["read"]["clat_ns"]["mean"] / 1000
+hz = os.sysconf("SC_CLK_TCK")
+def cpu(c, r):
+    """The server's CPU time per request in microseconds."""
+    a, b, c2, d = (int(x) for x in open(f"{out}/{c}.{r}.cpu").read().split())
+    n = json.load(open(f"{out}/{c}.{r}.json"))["jobs"][0]["read"]["total_ios"]
+    return (c2 + d - a - b) * 1e6 / hz / n
 base = "file" if "file" in cases else cases[0]
-print(f"| server | median IOPS | per round | mean completion latency | ÷ {base} (median of per-round ratios) |")
-print("|---|---:|---|---:|---:|")
+rs = range(1, rounds + 1)
+print(f"| server | median IOPS | per round | ÷ {base} (median of per-round ratios) | mean latency | server CPU per request | ÷ {base} |")
+print("|---|---:|---|---:|---:|---:|---:|")
 for c in cases:
-    v = [iops(c, r) for r in range(1, rounds + 1)]
-    ratio = statistics.median(iops(c, r) / iops(base, r) for r in range(1, rounds + 1))
-    l = statistics.median(lat(c, r) for r in range(1, rounds + 1))
-    print(f"| {c} | {statistics.median(v) / 1000:.1f}k | {', '.join(f'{x / 1000:.1f}k' for x in v)} | {l:.1f} us | {ratio:.3f} |")
+    v = [iops(c, r) for r in rs]
+    ratio = statistics.median(iops(c, r) / iops(base, r) for r in rs)
+    l = statistics.median(lat(c, r) for r in rs)
+    u = statistics.median(cpu(c, r) for r in rs)
+    uratio = statistics.median(cpu(c, r) / cpu(base, r) for r in rs)
+    print(f"| {c} | {statistics.median(v) / 1000:.1f}k | {', '.join(f'{x / 1000:.1f}k' for x in v)} | {ratio:.3f} "
+          f"| {l:.1f} us | {u:.2f} us | {uratio:.3f} |")
 EOF
 
 if $do_strace; then
@@ -170,6 +184,8 @@ cpu_us() {
 
 if $do_perf; then
 	command -v perf >/dev/null || { echo "nbd.sh: perf is missing" >&2; exit 1; }
+	perf_events=""
+	for e in read io_submit poll pread64 sendto futex; do perf_events+="${perf_events:+,}syscalls:sys_enter_$e"; done
 	for c in $cases; do
 		rm -f "$out/perf.sock"
 		# shellcheck disable=SC2046
@@ -179,13 +195,19 @@ if $do_perf; then
 		blockdev --flushbufs "$device" 2>/dev/null || true
 		perf record -q -g -p "$srv" -o "$out/perf.$c.data" -- sleep "$runtime" 2>/dev/null &
 		pr=$!
+		perf stat -x, -e "$perf_events" -p "$srv" -o "$out/perf.$c.stat" &
+		ps=$!
 		t0=$(cpu_us "$srv")
 		uri="nbd+unix:///?socket=$out/perf.sock" eval "$fio_cmd --output=$out/perf.$c.json" >/dev/null
 		t1=$(cpu_us "$srv")
+		kill -INT "$ps"
+		wait "$ps" || true
 		wait "$pr" || true
 		kill "$srv"; wait "$srv" 2>/dev/null || true
 		n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["total_ios"])' "$out/perf.$c.json")
 		echo "== $c: server CPU $(python3 -c "print(f'{($t1 - $t0) / $n:.2f}')") us per request ($n requests); shares of its CPU (perf, with children):"
+		awk -F, -v n="$n" '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "  %s %.2f", $3, $1 / n }
+			END { print "  (system calls per request)" }' "$out/perf.$c.stat"
 		perf report -i "$out/perf.$c.data" --children --sort sym -g none 2>/dev/null |
 			grep -E '\] (__x64_sys_[a-z0-9_]+|schedule|zram_submit_bio|aionbd_p(read|write)|aioblk_[a-z_]+)$' |
 			awk '$1 + 0 >= 0.5 { printf "  %-28s %s\n", $NF, $1 }' | head -12

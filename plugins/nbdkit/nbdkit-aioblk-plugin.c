@@ -7,11 +7,11 @@
  * The disk is opened once and shared by every connection. Each nbdkit
  * worker thread makes its own aioblk group and channel the first time it
  * serves a request, and they are destroyed when the thread exits (a
- * pthread key's destructor). A request is issued on the thread's channel
- * and the thread polls the group, then sleeps on its eventfd, until the
- * callback ran: nbdkit hands each worker one request at a time, so a
- * channel has at most BOUNCE_SLOTS requests outstanding (the pieces of a
- * large request going through the bounce buffer).
+ * pthread key's destructor). A request is issued on one of the thread's
+ * channels and the thread polls (and, on a slow device, sleeps on the
+ * eventfd) until the callback ran: nbdkit hands each worker one request at
+ * a time, so a channel has at most BOUNCE_SLOTS requests outstanding (the
+ * pieces of a large request going through the bounce buffer).
  *
  * Requests that are not whole blocks in block-aligned memory (nbdkit's
  * buffers come from malloc) go through a per-thread bounce buffer; writes
@@ -52,14 +52,19 @@
 /* Default request slots of each thread's channel. */
 #define DEFAULT_QUEUE_DEPTH 4u
 
-/* How long wait=hybrid busy-polls before it sleeps on the eventfd. */
-#define HYBRID_SPIN_NS 20000
+/* How long a request may take to count as fast, and how long waits spin. */
+#define SPIN_NS 20000
+/* wait=auto: a polled request that turned out slow sleeps this long between polls. */
+#define SLOW_POLL_SLEEP_NS 50000
 
 enum wait_mode {
-	WAIT_HYBRID,  /* busy-poll for HYBRID_SPIN_NS, then sleep on the eventfd */
-	WAIT_EVENTFD, /* sleep in poll(2) on the group's eventfd */
-	WAIT_POLL,    /* busy-poll the group until the request completes */
+	WAIT_AUTO,    /* the polled channel after a fast request, else the eventfd one */
+	WAIT_EVENTFD, /* poll for SPIN_NS, then sleep in poll(2) on the eventfd */
+	WAIT_POLL,    /* busy-poll until the request completes */
 };
+
+/* The two channels of a thread: one in a polled group, one in an eventfd group. */
+enum { POLLED, EVENTFD };
 
 /* Parameters (config) and the disk (get_ready), shared by all threads. */
 static char *filename;
@@ -69,7 +74,7 @@ static bool direct_required;
 static bool nowait;
 static bool readonly_param;
 static unsigned queue_depth = DEFAULT_QUEUE_DEPTH;
-static enum wait_mode wait_mode = WAIT_HYBRID;
+static enum wait_mode wait_mode = WAIT_AUTO;
 
 static struct aioblk_disk *disk;
 static uint32_t blksize;   /* the disk's block size */
@@ -84,11 +89,22 @@ static atomic_uint live_ctxs;
 static pthread_mutex_t rmw_locks[RMW_STRIPES];
 static atomic_bool trim_refused_logged;
 
-/* One worker thread's aioblk objects. */
+/*
+ * One worker thread's aioblk objects. With wait=auto it has both channels
+ * and each request picks one: the polled one when the thread's previous
+ * request completed within SPIN_NS (a device that answers at once: no
+ * eventfd to signal and read, the cheapest path), else the eventfd one
+ * (a slow device: the thread sleeps instead of spinning).
+ */
 struct thread_ctx {
-	struct aioblk_group *group;
+	struct aioblk_group *groups[2];
+	struct aioblk_channel *chans[2];
+	struct aioblk_group *group; /* of the request being served */
 	struct aioblk_channel *ch;
-	char *bounce; /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
+	bool polled;      /* group is the polled one */
+	bool fast;        /* the previous request took at most SPIN_NS */
+	int64_t start_ns; /* when the request being served started */
+	char *bounce;     /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
 };
 
 /* One request in flight: what its callback reports. */
@@ -127,62 +143,109 @@ ctx_destroy(void *p)
 	struct thread_ctx *ctx = p;
 	int rc;
 
-	if (ctx->ch) {
-		rc = aioblk_channel_destroy(ctx->ch);
+	for (int i = 0; i < 2; i++) {
+		if (!ctx->chans[i])
+			continue;
+		rc = aioblk_channel_destroy(ctx->chans[i]);
 		if (rc < 0) {
 			/* Requests still in flight: io_destroy would wait for them; leak instead. */
 			nbdkit_debug("aioblk: channel not destroyed at thread exit: %s", strerror(-rc));
 			return;
 		}
+		ctx->chans[i] = NULL;
 	}
-	if (ctx->group)
-		aioblk_group_destroy(ctx->group);
+	for (int i = 0; i < 2; i++)
+		if (ctx->groups[i])
+			aioblk_group_destroy(ctx->groups[i]);
 	free(ctx->bounce);
 	free(ctx);
 	nbdkit_debug("aioblk: worker thread's channel destroyed (%u left)", atomic_fetch_sub(&live_ctxs, 1) - 1);
 }
 
-/* The calling worker thread's group and channel, made on its first request. */
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Make the group and channel of one kind (POLLED or EVENTFD). */
+static int
+ctx_add(struct thread_ctx *ctx, int kind)
+{
+	int rc = aioblk_group_create(kind == EVENTFD ? AIOBLK_GROUP_EVENTFD : 0, &ctx->groups[kind]);
+
+	if (rc < 0) {
+		nbdkit_error("aioblk_group_create: %s", strerror(-rc));
+		return rc;
+	}
+	rc = aioblk_channel_create(ctx->groups[kind], disk, queue_depth, &ctx->chans[kind]);
+	if (rc < 0)
+		nbdkit_error("aioblk_channel_create: %s%s", strerror(-rc),
+			     rc == -EAGAIN ? " (raise sysctl fs.aio-max-nr or lower queue-depth=)" : "");
+	return rc;
+}
+
+/*
+ * The calling worker thread's groups and channels, made on its first
+ * request; and the channel this request uses.
+ */
 static struct thread_ctx *
 get_ctx(void)
 {
 	struct thread_ctx *ctx = pthread_getspecific(ctx_key);
-	uint32_t flags = wait_mode == WAIT_POLL ? 0 : AIOBLK_GROUP_EVENTFD;
-	int rc;
+	int rc = 0;
 
 	if (ctx)
-		return ctx;
+		goto pick;
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
 		nbdkit_error("calloc: %m");
 		return NULL;
 	}
-	rc = aioblk_group_create(flags, &ctx->group);
-	if (rc < 0) {
-		nbdkit_error("aioblk_group_create: %s", strerror(-rc));
+	ctx->fast = true;
+	if (wait_mode != WAIT_EVENTFD)
+		rc = ctx_add(ctx, POLLED);
+	if (rc == 0 && wait_mode != WAIT_POLL)
+		rc = ctx_add(ctx, EVENTFD);
+	if (rc < 0)
 		goto fail;
-	}
-	rc = aioblk_channel_create(ctx->group, disk, queue_depth, &ctx->ch);
-	if (rc < 0) {
-		nbdkit_error("aioblk_channel_create: %s%s", strerror(-rc),
-			     rc == -EAGAIN ? " (raise sysctl fs.aio-max-nr or lower queue-depth=)" : "");
-		goto fail;
-	}
 	rc = pthread_setspecific(ctx_key, ctx);
 	if (rc) {
 		nbdkit_error("pthread_setspecific: %s", strerror(rc));
 		goto fail;
 	}
 	nbdkit_debug("aioblk: worker thread's channel made (%u in all)", atomic_fetch_add(&live_ctxs, 1) + 1);
+pick:
+	if (wait_mode == WAIT_AUTO) {
+		ctx->polled = ctx->fast;
+		ctx->start_ns = now_ns();
+	} else {
+		ctx->polled = wait_mode == WAIT_POLL;
+	}
+	ctx->group = ctx->groups[ctx->polled ? POLLED : EVENTFD];
+	ctx->ch = ctx->chans[ctx->polled ? POLLED : EVENTFD];
 	return ctx;
 fail:
-	if (ctx->ch)
-		aioblk_channel_destroy(ctx->ch);
-	if (ctx->group)
-		aioblk_group_destroy(ctx->group);
+	for (int i = 0; i < 2; i++) {
+		if (ctx->chans[i])
+			aioblk_channel_destroy(ctx->chans[i]);
+		if (ctx->groups[i])
+			aioblk_group_destroy(ctx->groups[i]);
+	}
 	free(ctx);
 	errno = rc < 0 ? -rc : rc;
 	return NULL;
+}
+
+/* The request is done: whether it was fast decides the next one's channel. */
+static void
+put_ctx(struct thread_ctx *ctx)
+{
+	if (wait_mode == WAIT_AUTO)
+		ctx->fast = now_ns() - ctx->start_ns <= SPIN_NS;
 }
 
 static char *
@@ -216,36 +279,33 @@ op_done(void *arg, int status)
 	op->done = true;
 }
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * Wait until at least one callback of the group ran; the caller has a
- * request outstanding. wait=hybrid polls first: a poll that finds nothing
- * makes no system call, and a fast device's request is done after the
- * io_submit of the first poll, so the poll(2) on the eventfd is saved
- * where it matters. It never gives up: a request still in flight points
+ * request outstanding. Every wait polls first, for up to SPIN_NS: a poll
+ * that finds nothing makes no system call, and a fast device's request is
+ * done after the io_submit of the first poll. Then the polled group spins
+ * on (wait=poll) or polls every SLOW_POLL_SLEEP_NS (wait=auto, for the one
+ * request that turned out slow), and the eventfd group sleeps in
+ * aioblk_group_wait(). It never gives up: a request still in flight points
  * at the caller's stack and buffers, so a failing wait turns into polling.
  */
 static void
 wait_some(struct thread_ctx *ctx)
 {
+	const struct timespec pause = { .tv_sec = 0, .tv_nsec = SLOW_POLL_SLEEP_NS };
+	int64_t deadline = now_ns() + SPIN_NS;
+	unsigned i = 0;
 	int rc;
 
-	if (wait_mode == WAIT_HYBRID) {
-		int64_t deadline = now_ns() + HYBRID_SPIN_NS;
-		unsigned i = 0;
-
-		do {
-			if (aioblk_group_poll(ctx->group, 0) > 0)
-				return;
-		} while ((++i & 15) || now_ns() < deadline);
+	do {
+		if (aioblk_group_poll(ctx->group, 0) > 0)
+			return;
+	} while ((++i & 15) || now_ns() < deadline);
+	while (ctx->polled) {
+		if (wait_mode == WAIT_AUTO)
+			nanosleep(&pause, NULL);
+		if (aioblk_group_poll(ctx->group, 0) > 0)
+			return;
 	}
 	for (;;) {
 		rc = aioblk_group_wait(ctx->group, -1);
@@ -668,14 +728,14 @@ aionbd_config(const char *key, const char *value)
 		return 0;
 	}
 	if (strcmp(key, "wait") == 0) {
-		if (strcmp(value, "hybrid") == 0) {
-			wait_mode = WAIT_HYBRID;
+		if (strcmp(value, "auto") == 0) {
+			wait_mode = WAIT_AUTO;
 		} else if (strcmp(value, "eventfd") == 0) {
 			wait_mode = WAIT_EVENTFD;
 		} else if (strcmp(value, "poll") == 0) {
 			wait_mode = WAIT_POLL;
 		} else {
-			nbdkit_error("wait=%s: expected 'hybrid', 'eventfd' or 'poll'", value);
+			nbdkit_error("wait=%s: expected 'auto', 'eventfd' or 'poll'", value);
 			return -1;
 		}
 		return 0;
@@ -709,7 +769,7 @@ aionbd_config_complete(void)
 	"nowait=true         Try RWF_NOWAIT on reads of block devices.\n"           \
 	"readonly=true       Open the file read-only.\n"                            \
 	"queue-depth=<N>     Request slots of each thread's channel (default 4).\n" \
-	"wait=hybrid|eventfd|poll  Poll 20 us, then sleep (default); sleep; busy-poll."
+	"wait=auto|eventfd|poll  Poll after fast requests (default); sleep; busy-poll."
 
 /* Print the library's version for nbdkit --dump-plugin. */
 static void
@@ -854,6 +914,7 @@ aionbd_pread(void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t 
 		rc = run(ctx, REQ_READ, buf, offset / blksize, count / blksize, 0);
 	else
 		rc = bounce_rw(ctx, false, buf, NULL, count, offset, 0);
+	put_ctx(ctx);
 	return rc < 0 ? fail("read", rc, count, offset) : 0;
 }
 
@@ -877,6 +938,7 @@ aionbd_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset, ui
 		rc = write_unaligned(ctx, buf, count, offset, io_flags);
 	if (rc == 0 && (flags & NBDKIT_FLAG_FUA) && !io_flags)
 		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
+	put_ctx(ctx);
 	return rc < 0 ? fail("write", rc, count, offset) : 0;
 }
 
@@ -890,6 +952,7 @@ aionbd_flush(void *handle, uint32_t flags)
 	if (!ctx)
 		return -1;
 	rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
+	put_ctx(ctx);
 	return rc < 0 ? fail("flush", rc, 0, 0) : 0;
 }
 
@@ -917,6 +980,7 @@ aionbd_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 	}
 	if (rc == 0 && (flags & NBDKIT_FLAG_FUA))
 		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
+	put_ctx(ctx);
 	return rc < 0 ? fail("trim", rc, count, offset) : 0;
 }
 
@@ -958,6 +1022,7 @@ aionbd_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 		nbdkit_set_error(ENOTSUP);
 		return -1;
 	}
+	put_ctx(ctx);
 	return rc < 0 ? fail("zero", rc, count, offset) : 0;
 }
 

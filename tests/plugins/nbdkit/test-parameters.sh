@@ -26,7 +26,7 @@ refused file="$tmp/disk" block-size=1000 -- "power of two"
 refused file="$tmp/disk" queue-depth=0 -- "from 1 to 65536"
 refused file="$tmp/disk" buffered=true direct=required -- "contradict"
 refused file="$tmp/disk" direct=maybe -- "expected 'auto' or 'required'"
-refused file="$tmp/disk" wait=often -- "expected 'hybrid', 'eventfd' or 'poll'"
+refused file="$tmp/disk" wait=often -- "expected 'auto', 'eventfd' or 'poll'"
 refused file="$tmp/disk" colour=blue -- "unknown parameter 'colour'"
 refused file="$tmp/nonexistent" -- "No such file or directory"
 
@@ -42,6 +42,7 @@ copied() {
 copied block-size=4096
 copied buffered=true
 copied queue-depth=1
+copied wait=auto
 copied wait=eventfd
 copied wait=poll
 copied direct=required
