@@ -104,8 +104,10 @@ fio_cmd+=" --time_based --runtime=$runtime --norandommap --randrepeat=0 --group_
 run_case() {
 	local c=$1 r=$2 stat cmd
 	stat="cut -d' ' -f14,15 /proc/\$(cat $out/server.pid)/stat"
-	cmd="a=\$($stat); $fio_cmd --output=$out/$c.$r.json; rc=\$?; echo \$a \$($stat) >$out/$c.$r.cpu; exit \$rc"
+	# nbdkit may start the command before it has written its pid file.
+	cmd="while [ ! -s $out/server.pid ]; do sleep 0.01; done; a=\$($stat); $fio_cmd --output=$out/$c.$r.json; rc=\$?; echo \$a \$($stat) >$out/$c.$r.cpu; exit \$rc"
 	blockdev --flushbufs "$device" 2>/dev/null || true
+	rm -f "$out/server.pid"
 	# shellcheck disable=SC2046 # the server's arguments split on purpose
 	nbdkit -U - -P "$out/server.pid" $(server_args "$c") --run "$cmd" >"$out/$c.$r.err" 2>&1 ||
 		{ cat "$out/$c.$r.err" >&2; exit 1; }
