@@ -50,6 +50,8 @@ trap 'exit 130' INT TERM HUP
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aioblk-nbdkit.XXXXXX")
 on_exit "rm -rf '$tmp'"
+# Whatever a tool leaves in its working directory goes with it.
+cd "$tmp" || exit 1
 
 # Random data of SIZE MiB in FILE.
 random_file() {

@@ -11,7 +11,7 @@ out=$tmp/fio.out
 nbdkit -U - "$plugin" file="$tmp/disk" --run '
 	fio --name=verify --ioengine=nbd --uri="$uri" --rw=randwrite \
 		--bsrange=4k-128k --iodepth=16 --numjobs=4 --size=16M --offset_increment=16M \
-		--verify=crc32c --verify_fatal=1 --do_verify=1 --norandommap=0 \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --norandommap=0 \
 		--group_reporting --output='"$out"'' || { cat "$out"; fail "fio failed"; }
 grep -q 'err= 0' "$out" || { cat "$out"; fail "fio reported an error"; }
 echo "PASS: fio nbd engine, 4 jobs x QD16, 4k-128k, verify=crc32c"
