@@ -9,7 +9,10 @@
 #                         [--perf PATH/TO/aioblk-perf] [--engine PATH/TO/aioblk-fio.so]
 #                         [--out DIR] [--cases LIST]
 # Cases: qd1 qd4 qd16 qd32 qd128 (4 KiB randread; "sweep" is all five),
-# randwrite, seqread, threads2, interrupt; default: all of them.
+# randwrite, seqread, threads2, interrupt; default: all of them. Also, not
+# in the default (it needs root, and makes its own loop and zram devices):
+# smallqueue, a loop device whose queue takes 4 requests under QD32 with a
+# QD1 reader on another disk of the same group (bench/small-queue.sh).
 # Default device: /dev/zram0 as root (sized 1G when its disksize reads 0),
 # else a temporary 512 MiB file in $TMPDIR (removed at the end). The device
 # is overwritten: with random data before every read case, so that no case
@@ -259,6 +262,11 @@ for c in ${cases//sweep/qd1 qd4 qd16 qd32 qd128}; do
 	interrupt)
 		compare_interrupt 1
 		compare_interrupt 32
+		;;
+	smallqueue)
+		mkdir -p "$out/smallqueue"
+		"$here/small-queue.sh" --runtime "$runtime" --rounds "$rounds" --out "$out/smallqueue" \
+			| tee "$out/smallqueue/summary.txt" >&2
 		;;
 	*) echo "compare.sh: unknown case '$c'" >&2; exit 2 ;;
 	esac

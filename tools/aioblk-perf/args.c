@@ -240,6 +240,8 @@ static const struct optdef optdefs[] = {
 	  0, NULL },
 	{ "buffered", 0, NULL, "do not use O_DIRECT", opt_flag, OFF(buffered), 0, 0, NULL },
 	{ "nowait", 0, NULL, "try RWF_NOWAIT on reads (AIOBLK_DISK_NOWAIT)", opt_flag, OFF(nowait), 0, 0, NULL },
+	{ "no-queue-limit", 0, NULL, "let io_submit sleep for a device request (AIOBLK_DISK_NO_QUEUE_LIMIT)", opt_flag,
+	  OFF(no_queue_limit), 0, 0, NULL },
 	{ "zero-buffers", 0, NULL, "write zeroes instead of random data (zram stores them\nwithout compressing)",
 	  opt_flag, OFF(zero_buffers), 0, 0, NULL },
 	{ "seed", 0, "N", "seed for offsets, data and verify patterns (default 1)", opt_u64, OFF(seed), 0, 0,

@@ -59,6 +59,7 @@ struct opts {
 	bool json;
 	bool buffered;
 	bool nowait;
+	bool no_queue_limit;
 	bool zero_buffers; /* write zeroes instead of random data */
 	uint64_t size;     /* bytes of each target to use; 0: all of it */
 	uint64_t seed;
@@ -92,6 +93,7 @@ struct target {
 	uint64_t bs_blocks; /* bs in the disk's blocks */
 	bool direct;
 	bool blockdev;
+	unsigned queue_limit; /* aioblk_disk_queue_limit(): 0 none */
 };
 
 struct worker;

@@ -146,9 +146,10 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 
 			printf("%s{\"path\":", t ? "," : "");
 			json_string(tg->path);
-			printf(",\"block_size\":%u,\"bytes\":%" PRIu64 ",\"direct\":%s,\"block_device\":%s}",
+			printf(",\"block_size\":%u,\"bytes\":%" PRIu64
+			       ",\"direct\":%s,\"block_device\":%s,\"queue_limit\":%u}",
 			       tg->block_size, tg->bytes, tg->direct ? "true" : "false",
-			       tg->blockdev ? "true" : "false");
+			       tg->blockdev ? "true" : "false", tg->queue_limit);
 		}
 		printf("],");
 		print_lat_json("read", tot, 0, o->bs);
@@ -175,11 +176,14 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 	for (t = 0; t < r->ntargets; t++) {
 		const struct target *tg = &r->targets[t];
 
-		printf("target %s: %s, %u-byte blocks, %" PRIu64 " bytes used, %s\n", tg->path,
+		printf("target %s: %s, %u-byte blocks, %" PRIu64 " bytes used, %s", tg->path,
 		       tg->blockdev          ? "block device" :
 		       tg->path == temp_path ? "temporary file" :
 					       "file",
 		       tg->block_size, tg->bytes, tg->direct ? "O_DIRECT" : "buffered (no O_DIRECT)");
+		if (tg->queue_limit)
+			printf(", at most %u requests in the device", tg->queue_limit);
+		putchar('\n');
 	}
 	if (tot->ios[0])
 		print_lat_text("read:", tot, 0, o->bs);

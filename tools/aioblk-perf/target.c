@@ -65,7 +65,7 @@ open_target(const struct opts *o, struct target *t, bool for_write)
 			close(fd);
 	}
 	dopts.flags = (for_write ? 0 : AIOBLK_DISK_READONLY) | (o->buffered ? AIOBLK_DISK_BUFFERED : 0) |
-		      (o->nowait ? AIOBLK_DISK_NOWAIT : 0);
+		      (o->nowait ? AIOBLK_DISK_NOWAIT : 0) | (o->no_queue_limit ? AIOBLK_DISK_NO_QUEUE_LIMIT : 0);
 	rc = aioblk_disk_open(t->path, &dopts, &t->disk);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": %s: cannot open: %s\n", t->path, strerror(-rc));
@@ -73,6 +73,7 @@ open_target(const struct opts *o, struct target *t, bool for_write)
 	}
 	t->block_size = aioblk_disk_block_size(t->disk);
 	t->direct = aioblk_disk_is_direct(t->disk);
+	t->queue_limit = aioblk_disk_queue_limit(t->disk);
 	disk_bytes = aioblk_disk_num_blocks(t->disk) * t->block_size;
 	if (o->bs % t->block_size) {
 		fprintf(stderr, PROG ": %s: --bs %" PRIu64 " is not a multiple of its block size (%u bytes)\n", t->path,
