@@ -30,33 +30,14 @@ trap 'exit 143' TERM
 dest=$tmp/dest
 
 # Install exactly what a user gets; no rebuild (meson test built it already).
-if ! meson install -C "$build" --destdir "$dest" --no-rebuild >"$tmp/install.log" 2>&1; then
-	cat "$tmp/install.log"
-	echo "FAIL: meson install --destdir"
-	exit 1
-fi
-
-pc=$(find "$dest" -name aioblk.pc -path '*/pkgconfig/*' | head -n 1)
-if [ -z "$pc" ]; then
-	echo "FAIL: no aioblk.pc under $dest"
-	exit 1
-fi
-# The .pc file holds the real prefix; the sysroot puts -I and -L inside the destdir.
-PKG_CONFIG_PATH=$(dirname "$pc")
-PKG_CONFIG_LIBDIR=$PKG_CONFIG_PATH
-PKG_CONFIG_SYSROOT_DIR=$dest
-export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
-libdir=$dest$(pkg-config --variable=libdir aioblk | sed "s|^$dest||")
+. "$(dirname "$0")/install.sh"
+install_as_user "$build" "$dest"
 if [ ! -e "$libdir/libaioblk.so" ] || [ ! -e "$libdir/libaioblk.a" ]; then
 	echo "FAIL: libaioblk.so or libaioblk.a missing in $libdir"
 	ls -l "$libdir"
 	exit 1
 fi
 
-san_flags=
-if [ "$sanitize" != none ] && [ -n "$sanitize" ]; then
-	san_flags="-fsanitize=$sanitize"
-fi
 
 # Outside the tree: copy the example so no include path of the source tree is near.
 mkdir "$tmp/app"

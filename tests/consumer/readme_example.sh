@@ -48,27 +48,9 @@ if [ ! -s "$tmp/app/readme.c" ]; then
 fi
 
 # Install exactly what a user gets; no rebuild (meson test built it already).
-if ! meson install -C "$build" --destdir "$dest" --no-rebuild >"$tmp/install.log" 2>&1; then
-	cat "$tmp/install.log"
-	echo "FAIL: meson install --destdir"
-	exit 1
-fi
-pc=$(find "$dest" -name aioblk.pc -path '*/pkgconfig/*' | head -n 1)
-if [ -z "$pc" ]; then
-	echo "FAIL: no aioblk.pc under $dest"
-	exit 1
-fi
-# The .pc file holds the real prefix; the sysroot puts -I and -L inside the destdir.
-PKG_CONFIG_PATH=$(dirname "$pc")
-PKG_CONFIG_LIBDIR=$PKG_CONFIG_PATH
-PKG_CONFIG_SYSROOT_DIR=$dest
-export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
-libdir=$dest$(pkg-config --variable=libdir aioblk | sed "s|^$dest||")
+. "$(dirname "$0")/install.sh"
+install_as_user "$build" "$dest"
 
-san_flags=
-if [ "$sanitize" != none ] && [ -n "$sanitize" ]; then
-	san_flags="-fsanitize=$sanitize"
-fi
 
 # Outside the tree, so that no include path of the source tree is near.
 cd "$tmp/app"
