@@ -163,6 +163,13 @@ struct aioblk_fio_file {
 	struct aioblk_fio_req *wait;
 	unsigned int wait_head;
 	unsigned int wait_count;
+	/*
+	 * A trim was started (alone, on an idle channel) and may still run:
+	 * the library unmaps on a thread of its own, so a write queued behind
+	 * it could reach the disk first and be discarded. What follows waits
+	 * until the channel is idle again.
+	 */
+	bool after_trim;
 	struct aioblk_fio_data *data; /* the job whose group holds the channel */
 	struct aioblk_fio_file *next; /* the next file with a channel in that group */
 };
@@ -233,7 +240,13 @@ static int
 afio_try(struct aioblk_fio_file *af, const struct aioblk_fio_req *req, aioblk_cb cb)
 {
 	uint64_t bs = af->block_size;
+	int rc;
 
+	if (af->after_trim) {
+		if (aioblk_channel_inflight(af->ch) > 0)
+			return -EAGAIN;
+		af->after_trim = false;
+	}
 	switch (req->op) {
 	case AIOBLK_FIO_READ:
 		return aioblk_read(af->ch, req->buf, req->offset / bs, req->len / bs, cb, req->arg);
@@ -247,7 +260,13 @@ afio_try(struct aioblk_fio_file *af, const struct aioblk_fio_req *req, aioblk_cb
 	case AIOBLK_FIO_UNMAP:
 		if (!aioblk_disk_supports(af->disk, AIOBLK_IO_UNMAP))
 			return -EOPNOTSUPP;
-		return aioblk_unmap(af->ch, req->offset / bs, req->len / bs, cb, req->arg);
+		/* Ordered both ways, as fio's verifier expects of trimwrite: after what came before, before what follows. */
+		if (aioblk_channel_inflight(af->ch) > 0)
+			return -EAGAIN;
+		rc = aioblk_unmap(af->ch, req->offset / bs, req->len / bs, cb, req->arg);
+		if (rc == 0)
+			af->after_trim = true;
+		return rc;
 	}
 	return -EINVAL;
 }
