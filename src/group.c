@@ -61,7 +61,7 @@ AIOBLK_EXPORT int
 aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, const struct aioblk_channel_opts *opts,
 			  struct aioblk_channel **chp)
 {
-	struct aioblk_channel *ch, **link = &group->channels, *prev = NULL;
+	struct aioblk_channel *ch, **link, *prev = NULL;
 	int rc;
 
 	if (!group || !disk || !chp)
@@ -71,6 +71,7 @@ aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, 
 		return rc;
 	ch->group = group;
 	/* Appended, so that channels are polled in the order they were made. */
+	link = &group->channels;
 	while (*link) {
 		prev = *link;
 		link = &prev->group_next;
