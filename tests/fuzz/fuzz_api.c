@@ -337,12 +337,14 @@ do_open(void)
 	bool bad = false, maybe = false;
 	int rc;
 
+	if ((f & 0x30) == 0x10)
+		flags |= AIOBLK_DISK_NO_QUEUE_LIMIT;
 	if ((f & 0x30) == 0x30)
-		flags |= 1u << (4 + (f >> 6)); /* an unknown flag */
+		flags |= 1u << (5 + (f >> 6)); /* an unknown flag */
 	W.opts.flags = flags;
 	W.opts.block_size = bs;
 	W.opts.name = (f & 0x40) ? "fuzz disk \"named\"" : NULL;
-	if (flags & ~0x0fu)
+	if (flags & ~0x1fu)
 		bad = true;
 	if ((flags & AIOBLK_DISK_REQUIRE_DIRECT) && (flags & AIOBLK_DISK_BUFFERED))
 		bad = true;
