@@ -402,8 +402,8 @@ tc_alloc(size_t align, size_t bytes)
 	return p;
 }
 
-static uint64_t
-mix(uint64_t x)
+uint64_t
+tc_mix64(uint64_t x)
 {
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
@@ -420,7 +420,7 @@ tc_fill(void *buf, size_t bytes, uint64_t seed)
 	size_t i;
 
 	for (i = 0; i < bytes; i++)
-		p[i] = (unsigned char)(mix(seed + i / 8) >> (8 * (i % 8)));
+		p[i] = (unsigned char)(tc_mix64(seed + i / 8) >> (8 * (i % 8)));
 }
 
 long
@@ -430,7 +430,7 @@ tc_check(const void *buf, size_t bytes, uint64_t seed)
 	size_t i;
 
 	for (i = 0; i < bytes; i++)
-		if (p[i] != (unsigned char)(mix(seed + i / 8) >> (8 * (i % 8))))
+		if (p[i] != (unsigned char)(tc_mix64(seed + i / 8) >> (8 * (i % 8))))
 			return (long)i;
 	return -1;
 }

@@ -74,6 +74,8 @@ int tc_zram_remove(int id);
 int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void *tc_alloc(size_t align, size_t bytes);
+/* A 64-bit mixing function (splitmix's finalizer): the data patterns of tc_fill and the soak. */
+uint64_t tc_mix64(uint64_t x);
 void tc_fill(void *buf, size_t bytes, uint64_t seed);
 /* Returns the first mismatching byte offset, or -1 when all match. */
 long tc_check(const void *buf, size_t bytes, uint64_t seed);

@@ -114,17 +114,6 @@ rnd(struct worker *w)
 	return w->rng * 2685821657736338717ull;
 }
 
-static uint64_t
-mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 /* The pattern of generation @gen in block @b of disk @d: 8 bytes at a time. */
 static void
 fill_block(uint64_t *p, uint32_t bs, int d, uint64_t b, uint32_t gen)
@@ -133,7 +122,7 @@ fill_block(uint64_t *p, uint32_t bs, int d, uint64_t b, uint32_t gen)
 	uint32_t i;
 
 	for (i = 0; i < bs / 8; i++)
-		p[i] = mix(seed + i);
+		p[i] = tc_mix64(seed + i);
 	p[0] = b;                                  /* which block */
 	p[1] = ((uint64_t)gen << 8) | (uint64_t)d; /* which write */
 }
