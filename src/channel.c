@@ -379,7 +379,7 @@ static unsigned
 limit_reserve(struct aioblk_channel *ch, unsigned n, unsigned limit)
 {
 	struct aioblk_disk *disk = ch->disk;
-	bool shared = atomic_load_explicit(&disk->queue_shared, memory_order_relaxed);
+	bool shared = disk->queue_shared;
 	unsigned used, room, k, tags, t;
 	struct aioblk_req *req;
 
@@ -419,7 +419,7 @@ chan_release_tags(struct aioblk_channel *ch, unsigned tags)
 {
 	struct aioblk_disk *disk = ch->disk;
 
-	if (!atomic_load_explicit(&disk->queue_shared, memory_order_relaxed)) {
+	if (!disk->queue_shared) {
 		ch->tags_held -= tags;
 		return;
 	}
@@ -448,7 +448,7 @@ limit_admit(struct aioblk_channel *ch, unsigned n, unsigned limit)
 	struct aioblk_disk *disk = ch->disk;
 	unsigned k = limit_reserve(ch, n, limit);
 
-	if (k == 0 && ch->in_kernel == 0 && ch->wake->efd >= 0 && atomic_load(&disk->queue_shared)) {
+	if (k == 0 && ch->in_kernel == 0 && ch->wake->efd >= 0 && disk->queue_shared) {
 		if (!atomic_exchange(&ch->limit_blocked, true))
 			atomic_fetch_add(&disk->limit_waiters, 1);
 		k = limit_reserve(ch, n, limit);

@@ -284,32 +284,42 @@ read_queue_attr(const struct aioblk_disk *disk, const char *attr, unsigned long 
  * have none and never make a submitter wait for a tag). With one hardware
  * queue every submitter shares it; with several, each thread submits to
  * its CPU's. Direct I/O on block devices only: buffered I/O is done
- * inside io_submit anyway, and files have no queue of their own.
+ * inside io_submit anyway, and files have no queue of their own. Only the
+ * size is read again by rescan: requests in flight stay counted the way
+ * they were reserved.
  */
 static void
-detect_queue_limit(struct aioblk_disk *disk, bool at_open)
+read_queue_size(struct aioblk_disk *disk)
 {
 	unsigned long long nr = 0, max_kb = 0;
-	char path[128];
-	unsigned hwq = 0;
 
-	if (disk->blockdev && disk->direct && !disk->queue_limit_off) {
-		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/mq", disk->rdev_major, disk->rdev_minor);
-		if (aioblk_sys_count_dir(path, &hwq) == -ENOENT) {
-			snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../mq", disk->rdev_major, disk->rdev_minor);
-			aioblk_sys_count_dir(path, &hwq);
-		}
-	}
-	if (hwq == 0 || read_queue_attr(disk, "queue/nr_requests", &nr) < 0)
+	if (read_queue_attr(disk, "queue/nr_requests", &nr) < 0)
 		nr = 0;
 	if (nr && (read_queue_attr(disk, "queue/max_sectors_kb", &max_kb) < 0 || max_kb >= UINT32_MAX / 1024))
 		max_kb = 0;
 	atomic_store(&disk->max_request, (uint32_t)(max_kb * 1024));
-	/* Once: requests in flight are counted the way they were reserved. */
-	if (at_open)
-		atomic_store(&disk->queue_shared, hwq == 1);
 	/* Stored last: a submitter that sees the limit sees how to count against it. */
 	atomic_store(&disk->queue_limit, nr > 65536 ? 65536u : (unsigned)nr);
+}
+
+static void
+detect_queue_limit(struct aioblk_disk *disk, uint32_t flags)
+{
+	char path[128];
+	unsigned hwq = 0;
+
+	if (!disk->blockdev || !disk->direct || (flags & AIOBLK_DISK_NO_QUEUE_LIMIT))
+		return;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/mq", disk->rdev_major, disk->rdev_minor);
+	if (aioblk_sys_count_dir(path, &hwq) == -ENOENT) {
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../mq", disk->rdev_major, disk->rdev_minor);
+		aioblk_sys_count_dir(path, &hwq);
+	}
+	if (hwq == 0)
+		return;
+	disk->has_queue = true;
+	disk->queue_shared = hwq == 1;
+	read_queue_size(disk);
 }
 
 static void
@@ -388,15 +398,14 @@ aioblk_disk_open(const char *path, const struct aioblk_disk_opts *opts, struct a
 	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
 	atomic_store(&disk->nowait, disk->blockdev && disk->direct && (opts->flags & AIOBLK_DISK_NOWAIT));
 	atomic_store(&disk->flush_mode, FLUSH_ASYNC);
-	disk->queue_limit_off = opts->flags & AIOBLK_DISK_NO_QUEUE_LIMIT;
-	detect_queue_limit(disk, true);
+	detect_queue_limit(disk, opts->flags);
 	detect_unmap(disk);
 	offload_ref();
 
 	aioblk_log(AIOBLK_LOG_INFO, "%s: %s, %s, block size %u, %llu blocks, buffer alignment %zu, queue limit %u%s",
 		   disk->name, disk->blockdev ? "block device" : "file", disk->direct ? "O_DIRECT" : "buffered",
 		   disk->block_size, (unsigned long long)atomic_load(&disk->num_blocks), disk->buf_align,
-		   atomic_load(&disk->queue_limit), atomic_load(&disk->queue_shared) ? " (shared)" : "");
+		   atomic_load(&disk->queue_limit), disk->queue_shared ? " (shared)" : "");
 	*diskp = disk;
 	return 0;
 
@@ -546,9 +555,11 @@ aioblk_disk_rescan(struct aioblk_disk *disk)
 	}
 	atomic_store(&disk->num_blocks, bytes >> disk->block_shift);
 	/* The queue may have been resized (queue/nr_requests): a larger one has room for those waiting. */
-	detect_queue_limit(disk, false);
-	if (atomic_load(&disk->limit_waiters))
-		disk_wake_limit_waiters(disk, NULL);
+	if (disk->has_queue) {
+		read_queue_size(disk);
+		if (atomic_load(&disk->limit_waiters))
+			disk_wake_limit_waiters(disk, NULL);
+	}
 	return 0;
 }
 

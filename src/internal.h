@@ -115,7 +115,6 @@ struct aioblk_disk {
 	bool blockdev;
 	bool block_size_given;
 	uint32_t rdev_major, rdev_minor; /* block devices: for sysfs */
-	bool queue_limit_off;            /* AIOBLK_DISK_NO_QUEUE_LIMIT */
 	_Atomic bool nowait;             /* RWF_NOWAIT on reads, until the kernel refuses it */
 	_Atomic bool lost;               /* the device is gone: new I/O gets -ENODEV */
 	_Atomic uint64_t num_blocks;
@@ -139,8 +138,9 @@ struct aioblk_disk {
 	 * Eventfd channels that found no room and have nothing in the kernel
 	 * (limit_blocked) are woken by the completions of other channels.
 	 */
+	bool has_queue;    /* a request queue the limit applies to (set at open, as is the next) */
+	bool queue_shared; /* one hardware queue: in_device counts for every channel */
 	_Atomic unsigned queue_limit;
-	_Atomic bool queue_shared;
 	_Atomic uint32_t max_request;
 	_Atomic unsigned in_device;
 	_Atomic unsigned limit_waiters;
