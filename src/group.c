@@ -18,23 +18,49 @@
 #define REAP_CHUNK 64u
 
 AIOBLK_EXPORT int
-aioblk_group_create(uint32_t flags, struct aioblk_group **groupp)
+aioblk_group_create_ext(const struct aioblk_group_opts *opts, struct aioblk_group **groupp)
 {
+	static const struct aioblk_group_opts defaults;
 	struct aioblk_group *group;
+	bool shared;
 	int rc;
 
-	if (!groupp || (flags & ~AIOBLK_GROUP_EVENTFD))
+	if (!opts)
+		opts = &defaults;
+	shared = opts->flags & AIOBLK_GROUP_SHARED_CONTEXT;
+	if (!groupp || (opts->flags & ~(AIOBLK_GROUP_EVENTFD | AIOBLK_GROUP_SHARED_CONTEXT)))
+		return -EINVAL;
+	/* A depth is the shared context's: without one it would mean nothing. */
+	if (opts->queue_depth > AIOBLK_MAX_QUEUE_DEPTH || (opts->queue_depth && !shared))
 		return -EINVAL;
 	group = calloc(1, sizeof(*group));
 	if (!group)
 		return -ENOMEM;
-	rc = wake_init(&group->wake, flags & AIOBLK_GROUP_EVENTFD);
+	rc = wake_init(&group->wake, opts->flags & AIOBLK_GROUP_EVENTFD);
 	if (rc < 0) {
 		free(group);
 		return rc;
 	}
+	if (shared) {
+		group->kctx.shared = true;
+		rc = ring_open(&group->kctx, opts->queue_depth ? opts->queue_depth : AIOBLK_DEFAULT_GROUP_DEPTH,
+			       "shared context");
+		if (rc < 0) {
+			wake_destroy(&group->wake);
+			free(group);
+			return rc;
+		}
+	}
 	*groupp = group;
 	return 0;
+}
+
+AIOBLK_EXPORT int
+aioblk_group_create(uint32_t flags, struct aioblk_group **groupp)
+{
+	struct aioblk_group_opts opts = { .flags = flags };
+
+	return aioblk_group_create_ext(&opts, groupp);
 }
 
 AIOBLK_EXPORT int
@@ -44,6 +70,8 @@ aioblk_group_destroy(struct aioblk_group *group)
 		return -EINVAL;
 	if (group->wake.polling || group->nchannels)
 		return -EBUSY;
+	if (group->kctx.shared)
+		ring_close(&group->kctx);
 	wake_destroy(&group->wake);
 	free(group);
 	return 0;
@@ -66,7 +94,7 @@ aioblk_channel_create_ext(struct aioblk_group *group, struct aioblk_disk *disk, 
 
 	if (!group || !disk || !chp)
 		return -EINVAL;
-	rc = chan_new(&group->wake, disk, opts, &ch);
+	rc = chan_new(&group->wake, group->kctx.shared ? &group->kctx : NULL, disk, opts, &ch);
 	if (rc < 0)
 		return rc;
 	ch->group = group;
@@ -120,34 +148,52 @@ aioblk_channel_destroy(struct aioblk_channel *ch)
 }
 
 /*
- * Reap at most what was in the kernel when this poll came to the channel:
+ * Reap at most what was in the kernel when this poll came to the context:
  * requests that callbacks submit during the poll (aioblk_group_submit) may
- * complete within io_submit, and a poll must return.
+ * complete within io_submit, and a poll must return. Each event goes to
+ * the channel of its request (in a shared context, any of the group's).
  */
 static unsigned
-reap_channel(struct aioblk_channel *ch, unsigned max, uint64_t *reaped)
+reap_kctx(struct aioblk_kctx *kc, unsigned max, uint64_t *reaped)
 {
 	struct io_event events[REAP_CHUNK];
 	unsigned ran = 0, n, i, want, tags;
-	unsigned budget = ch->in_kernel;
+	unsigned budget = kc->in_kernel;
+	struct aioblk_channel *ch, *tags_ch;
+	struct aioblk_req *req;
 
 	while (ran < max && budget) {
 		want = max - ran < REAP_CHUNK ? max - ran : REAP_CHUNK;
 		if (want > budget)
 			want = budget;
-		n = ring_reap(ch, events, want);
+		n = ring_reap(kc, events, want);
 		if (!n)
 			break;
 		*reaped += n;
 		budget -= n;
-		ch->stats.completions += n;
-		/* What these held of a limited device queue is free again, before callbacks submit more. */
-		for (i = 0, tags = 0; i < n; i++)
-			tags += ((const struct aioblk_req *)events[i].data)->tags;
+		kc->in_kernel -= n;
+		/* What these held of limited device queues is free again, before callbacks submit more. */
+		for (i = 0, tags = 0, tags_ch = NULL; i < n; i++) {
+			req = events[i].data;
+			ch = req->ch;
+			ch->stats.completions++;
+			chan_mark_busy(ch);
+			if (unlikely(req->tags)) {
+				if (ch != tags_ch && tags) {
+					limit_release(tags_ch, tags);
+					tags = 0;
+				}
+				tags_ch = ch;
+				tags += req->tags;
+				req->tags = 0;
+			}
+		}
 		if (unlikely(tags))
-			chan_release_tags(ch, tags);
-		for (i = 0; i < n; i++)
-			ran += req_complete_event(ch, events[i].data, event_res(&events[i]));
+			limit_release(tags_ch, tags);
+		for (i = 0; i < n; i++) {
+			req = events[i].data;
+			ran += req_complete_event(req->ch, req, event_res(&events[i]));
+		}
 		if (n < want)
 			break;
 	}
@@ -166,38 +212,41 @@ take_inbox(struct aioblk_group *group)
 	}
 }
 
+static struct aioblk_channel *
+next_channel(const struct aioblk_group *group, struct aioblk_channel *ch)
+{
+	return ch->group_next ? ch->group_next : group->channels;
+}
+
 /*
- * Run what completed on every channel: resets that earlier polls made
- * ready, requests finished without the kernel, then the ring; last, the
- * resets that this poll's completions made ready. Without @lists, only the
- * rings (the eventfd's second pass: what is left on the lists is announced
- * by a kick at the end of the poll). A poll that runs out of budget leaves
- * the next poll to start at the channel after the one it stopped in, so
- * that a busy channel cannot starve the others.
+ * A plain group: run what completed on every channel: resets that earlier
+ * polls made ready, requests finished without the kernel, then its ring;
+ * last, the resets that this poll's completions made ready. Without
+ * @lists, only the rings (the eventfd's second pass: what is left on the
+ * lists is announced by a kick at the end of the poll). A poll that runs
+ * out of budget leaves the next poll to start at the channel after the one
+ * it stopped in, so that a busy channel cannot starve the others.
  */
 static unsigned
-poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool lists)
+poll_plain(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool lists)
 {
 	struct aioblk_channel *first = group->poll_next ? group->poll_next : group->channels;
 	struct aioblk_channel *ch = first;
 	unsigned ran = 0, before;
-	uint64_t events;
 
 	if (!ch)
 		return 0;
 	do {
 		before = ran;
-		events = 0;
 		if (unlikely(ch->resets_head != NULL) && lists)
 			ran += reset_run_done(ch, max - ran);
 		if (unlikely(ch->done_head != NULL) && lists && ran < max)
 			ran += chan_run_done(ch, max - ran);
+		if (unlikely(ran != before))
+			chan_mark_busy(ch);
 		if (ran < max)
-			ran += reap_channel(ch, max - ran, &events);
-		*reaped += events;
-		if (ran != before || events)
-			ch->found_work = true;
-		ch = ch->group_next ? ch->group_next : group->channels;
+			ran += reap_kctx(ch->kc, max - ran, reaped);
+		ch = next_channel(group, ch);
 		if (ran >= max) {
 			group->poll_next = ch;
 			return ran;
@@ -209,10 +258,74 @@ poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool l
 			before = ran;
 			ran += reset_run_done(ch, max - ran);
 			if (ran != before)
-				ch->found_work = true;
+				chan_mark_busy(ch);
 		}
 	}
 	return ran;
+}
+
+/*
+ * A shared group: the resets and (with @done) the done lists of every
+ * channel, starting after the channel where a poll last ran out of budget.
+ * Only called while the context says a list may hold something; it says so
+ * again when one still does.
+ */
+static unsigned
+run_lists(struct aioblk_group *group, unsigned max, bool done)
+{
+	struct aioblk_channel *first = group->poll_next ? group->poll_next : group->channels;
+	struct aioblk_channel *ch = first;
+	unsigned ran = 0, before;
+	bool left = false;
+
+	group->kctx.lists = false; /* callbacks that add to a list set it again */
+	if (!ch)
+		return 0;
+	do {
+		before = ran;
+		if (ch->resets_head)
+			ran += reset_run_done(ch, max - ran);
+		if (done && ch->done_head && ran < max)
+			ran += chan_run_done(ch, max - ran);
+		if (ran != before)
+			chan_mark_busy(ch);
+		left |= ch->resets_head || ch->done_head;
+		ch = next_channel(group, ch);
+		if (ran >= max) {
+			group->poll_next = ch;
+			group->kctx.lists = true;
+			return ran;
+		}
+	} while (ch != first);
+	group->kctx.lists |= left;
+	return ran;
+}
+
+/*
+ * A shared group: the lists (only when one may hold something), the one
+ * ring, then the resets this poll's completions made ready. An idle poll
+ * reads two flags and the ring's head and tail, whatever the number of
+ * channels.
+ */
+static unsigned
+poll_shared(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool lists)
+{
+	struct aioblk_kctx *kc = &group->kctx;
+	unsigned ran = 0;
+
+	if (unlikely(kc->lists) && lists)
+		ran = run_lists(group, max, true);
+	if (ran < max)
+		ran += reap_kctx(kc, max - ran, reaped);
+	if (unlikely(kc->lists) && lists && ran < max)
+		ran += run_lists(group, max - ran, false);
+	return ran;
+}
+
+static unsigned
+poll_channels(struct aioblk_group *group, unsigned max, uint64_t *reaped, bool lists)
+{
+	return group->kctx.shared ? poll_shared(group, max, reaped, lists) : poll_plain(group, max, reaped, lists);
 }
 
 /*
@@ -246,6 +359,7 @@ clear_eventfd(struct aioblk_group *group, unsigned max)
 static bool
 group_needs_kick(const struct aioblk_group *group, bool stopped_at_max)
 {
+	const struct aioblk_kctx *kc = &group->kctx;
 	const struct aioblk_channel *ch;
 
 	/*
@@ -254,40 +368,38 @@ group_needs_kick(const struct aioblk_group *group, bool stopped_at_max)
 	 */
 	if (atomic_load_explicit(&group->wake.inbox_ready, memory_order_acquire))
 		return true;
-	for (ch = group->channels; ch; ch = ch->group_next) {
-		if (chan_needs_kick(ch))
+	if (kc->shared) {
+		if (submit_needs_kick(kc))
 			return true;
 		/* Events left behind when the poll stopped at its limit. */
-		if (stopped_at_max && (ring_has_events(ch) || ch->resets_head))
+		if (stopped_at_max && ring_has_events(kc))
+			return true;
+		for (ch = group->channels; kc->lists && ch; ch = ch->group_next)
+			if (chan_needs_kick(ch) || (stopped_at_max && ch->resets_head))
+				return true;
+		return false;
+	}
+	for (ch = group->channels; ch; ch = ch->group_next) {
+		if (chan_needs_kick(ch) || submit_needs_kick(ch->kc))
+			return true;
+		if (stopped_at_max && (ring_has_events(ch->kc) || ch->resets_head))
 			return true;
 	}
 	return false;
 }
 
-/* The end of a poll: count it on every channel, then hand each channel's queue to the kernel. */
-static void
-finish_poll(struct aioblk_group *group)
-{
-	struct aioblk_channel *ch;
-
-	for (ch = group->channels; ch; ch = ch->group_next) {
-		ch->stats.polls++;
-		ch->stats.busy_polls += ch->found_work;
-		ch->found_work = false;
-		if (ch->batch_head != ch->batch_tail)
-			chan_submit(ch);
-	}
-}
-
+/* Hand every queued request of the group to the kernel: one io_submit for a shared context, one per channel else. */
 static int
 submit_all(struct aioblk_group *group)
 {
 	struct aioblk_channel *ch;
 	int taken = 0;
 
+	if (group->kctx.shared)
+		return group->kctx.batch_head != group->kctx.batch_tail ? submit_batch(&group->kctx) : 0;
 	for (ch = group->channels; ch; ch = ch->group_next)
-		if (ch->batch_head != ch->batch_tail)
-			taken += chan_submit(ch);
+		if (ch->kc->batch_head != ch->kc->batch_tail)
+			taken += submit_batch(ch->kc);
 	return taken;
 }
 
@@ -303,13 +415,15 @@ aioblk_group_poll(struct aioblk_group *group, unsigned max_completions)
 	if (group->wake.polling)
 		return -EBUSY;
 	group->wake.polling = true;
+	group->wake.polls++;
 	take_inbox(group);
 	ran = poll_channels(group, limit, &reaped, true);
 	if (group->wake.efd >= 0) {
 		group->efd_reaped += reaped;
 		ran += clear_eventfd(group, limit - ran);
 	}
-	finish_poll(group);
+	/* The end of a poll: hand each queue to the kernel. */
+	submit_all(group);
 	group->wake.polling = false;
 	if (group->wake.efd >= 0 && group_needs_kick(group, ran >= limit))
 		wake_kick(&group->wake);
@@ -336,13 +450,24 @@ enum busy_next { BUSY_SLEEP, BUSY_NAP, BUSY_SPIN };
 static enum busy_next
 busy_next(const struct aioblk_group *group)
 {
+	const struct aioblk_kctx *kc = &group->kctx;
 	const struct aioblk_channel *ch;
 	bool outstanding = false;
 
-	for (ch = group->channels; ch; ch = ch->group_next) {
-		if (ch->in_kernel || ch->batch_head != ch->batch_tail || ch->done_head)
+	if (kc->shared) {
+		if (kc->in_kernel || kc->batch_head != kc->batch_tail)
 			return BUSY_SPIN;
-		outstanding |= ch->inflight != 0;
+		for (ch = group->channels; kc->lists && ch; ch = ch->group_next)
+			if (ch->done_head)
+				return BUSY_SPIN;
+		/* Slots taken with nothing in the kernel, or resets: see below. */
+		outstanding = kc->used || kc->lists;
+	} else {
+		for (ch = group->channels; ch; ch = ch->group_next) {
+			if (ch->kc->in_kernel || ch->kc->batch_head != ch->kc->batch_tail || ch->done_head)
+				return BUSY_SPIN;
+			outstanding |= ch->inflight != 0;
+		}
 	}
 	/*
 	 * Outstanding, but nothing of it in the kernel: library threads are

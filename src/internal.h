@@ -13,15 +13,19 @@
  *   group.c     poll groups: the channel list, making and destroying
  *               channels, the poll loop, the eventfd's accounting, wait
  *   request.c   preparing iocbs and decoding what the kernel answers
- *   channel.c   one io_context: request slots, the submission batch, the
- *               list of requests completed without the kernel
+ *   submit.c    the batch of a kernel context: iocbs waiting for io_submit,
+ *               admitted to their devices' queues, handed over together
+ *   channel.c   one disk in one group: request slots, the list of requests
+ *               completed without the kernel, bounce buffers, counters
+ *   limit.c     the device queue's limit: room reserved and given back
  *   reset.c     reset epochs: pending resets and who to wake for them
  *   disk.c      disks: open, geometry, what they can do, rescan, close
  *   json.c      a disk's configuration as SPDK's JSON
  *   offload.c   library threads for what the kernel cannot do through AIO
  *   wake.c      a group's wake-up: its eventfd and its inbox, usable from
  *               any layer and any thread without knowing the group
- *   ring.c      reaping the kernel's completion ring in user space
+ *   ring.c      a kernel io_context: made, its completion ring reaped in
+ *               user space, destroyed
  *   sys.c       every system call (the seam unit tests replace)
  *   log.c       diagnostics
  *   version.c   the version string
@@ -34,7 +38,9 @@
  * layers: io.c
  * layers: group.c
  * layers: request.c
+ * layers: submit.c
  * layers: channel.c
+ * layers: limit.c
  * layers: reset.c
  * layers: disk.c json.c
  * layers: offload.c
@@ -62,6 +68,8 @@
 
 #define AIOBLK_DEFAULT_QUEUE_DEPTH 128u
 #define AIOBLK_MAX_QUEUE_DEPTH 65536u
+/* A SHARED_CONTEXT group's context depth when none is given. */
+#define AIOBLK_DEFAULT_GROUP_DEPTH 256u
 /* A channel hands its queue to the kernel as soon as this many requests wait. */
 #define AIOBLK_BATCH_MAX 64u
 /* iovec arrays up to this size are copied into the request slot. */
@@ -200,6 +208,8 @@ struct aioblk_reset {
 struct aioblk_wake {
 	int efd;      /* eventfd, or -1 */
 	bool polling; /* a poll is running callbacks: submit and kick at its end */
+	/* Polls that ran, counting this one: channels count theirs from it (stats). */
+	uint64_t polls;
 	/* Signals written to the eventfd, counted before they are written (see group.c). */
 	_Atomic uint64_t kicks;
 	pthread_mutex_t inbox_lock;
@@ -208,15 +218,44 @@ struct aioblk_wake {
 	_Atomic bool inbox_ready; /* the inbox is not empty: read without the lock by polls */
 };
 
+/*
+ * A kernel io_context, its completion ring, and the batch of iocbs waiting
+ * for io_submit. A channel of a plain group owns one; a SHARED_CONTEXT group
+ * has one that all its channels submit into and are reaped from, so its
+ * batch holds iocbs of several channels (each request knows its own).
+ */
+struct aioblk_kctx {
+	io_context_t ctx;
+	struct aio_ring *ring;        /* ctx as the ring, or NULL when it cannot be read (fallback) */
+	const char *name;             /* for diagnostics: the disk's name, or "shared context" */
+	bool shared;                  /* a SHARED_CONTEXT group's */
+	struct aioblk_channel *owner; /* plain: the channel it belongs to */
+	unsigned depth;               /* requests it may hold at once */
+	unsigned used;                /* request slots taken on the channels that use it */
+	unsigned in_kernel;           /* handed to io_submit, not reaped yet */
+
+	/* Queued iocbs, in order: batch[batch_head .. batch_tail) wait for io_submit. */
+	struct iocb **batch;
+	unsigned batch_head;
+	unsigned batch_tail;
+	bool submit_again; /* io_submit said EAGAIN: retry at the next poll */
+	/* What is left in the batch waits for room in device queues, and a release will wake the group. */
+	bool parked;
+
+	/* Shared only. */
+	struct iocb **deferred; /* scratch: iocbs held back from this submit, in order */
+	uint64_t rounds;        /* admissions made, so that each channel is counted once in each */
+	/* A channel's done list or resets may hold something: the poll looks at each channel. */
+	bool lists;
+};
+
 struct aioblk_channel {
 	struct aioblk_group *group; /* for group.c: the lower layers use wake */
 	struct aioblk_wake *wake;
+	struct aioblk_kctx *kc; /* own_kctx, or the group's shared one */
 	struct aioblk_disk *disk;
-	io_context_t ctx;
-	struct aio_ring *ring; /* ctx as the ring, or NULL when it cannot be read (fallback) */
 	unsigned queue_depth;
 	unsigned inflight;          /* accepted (requests and resets), callback not run yet */
-	unsigned in_kernel;         /* handed to io_submit, not reaped yet */
 	unsigned tags_held;         /* device requests those hold (queue limit, per-channel case) */
 	_Atomic bool limit_blocked; /* no room in the device's queue: waiting for another channel's completion */
 	/* Pending resets, oldest first: they complete in the order they were issued. */
@@ -234,12 +273,6 @@ struct aioblk_channel {
 	struct aioblk_req *slots;
 	struct aioblk_req *free;
 
-	/* Queued iocbs, in order: batch[batch_head .. batch_tail) wait for io_submit. */
-	struct iocb **batch;
-	unsigned batch_head;
-	unsigned batch_tail;
-	bool submit_again; /* io_submit said EAGAIN: retry at the next poll */
-
 	/* Requests completed without the kernel, run at the next poll (FIFO). */
 	struct aioblk_req *done_head;
 	struct aioblk_req *done_tail;
@@ -256,15 +289,20 @@ struct aioblk_channel {
 	unsigned bounce_nfree;
 	size_t bounce_size;
 
-	struct aioblk_channel_stats stats;
-	bool found_work; /* this poll ran a callback or reaped an event here (for busy_polls) */
+	struct aioblk_channel_stats stats; /* polls and busy_polls are counted from the next two */
+	uint64_t polls_base;               /* the group's poll count when the channel was made */
+	uint64_t busy_poll;                /* the last poll that found work here */
+	uint64_t admitted_round;           /* shared: the kctx round that last counted it (io_submit_calls) */
+	uint64_t deferred_round;           /* shared: the kctx round that held it back (queue limit) */
 
 	struct aioblk_channel *group_next, *group_prev;
 	struct aioblk_channel *disk_next, *disk_prev;
+	struct aioblk_kctx own_kctx; /* unused in a shared group */
 };
 
 struct aioblk_group {
 	struct aioblk_wake wake;
+	struct aioblk_kctx kctx; /* SHARED_CONTEXT: the one context of every channel */
 	struct aioblk_channel *channels;
 	/* Where the next poll starts (NULL: the first channel): after where a poll ran out of budget. */
 	struct aioblk_channel *poll_next;
@@ -278,6 +316,16 @@ struct aioblk_group {
 	uint64_t efd_reaped;
 	uint64_t efd_consumed;
 };
+
+/* This poll found work on @ch: count it once among the channel's busy polls. */
+static inline void
+chan_mark_busy(struct aioblk_channel *ch)
+{
+	if (ch->busy_poll != ch->wake->polls) {
+		ch->busy_poll = ch->wake->polls;
+		ch->stats.busy_polls++;
+	}
+}
 
 /* Append @req to a FIFO of requests linked through ->next (the done list, the offload queue, an inbox). */
 static inline void
@@ -306,20 +354,26 @@ void req_prep(struct aioblk_channel *ch, struct aioblk_req *req);
 unsigned req_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t res);
 void req_complete_offloaded(struct aioblk_channel *ch, struct aioblk_req *req);
 
+/* submit.c */
+void submit_enqueue(struct aioblk_channel *ch, struct aioblk_req *req);
+int submit_batch(struct aioblk_kctx *kc);
+bool submit_needs_kick(const struct aioblk_kctx *kc);
+
 /* channel.c */
-int chan_new(struct aioblk_wake *wake, struct aioblk_disk *disk, const struct aioblk_channel_opts *opts,
-	     struct aioblk_channel **chp);
+int chan_new(struct aioblk_wake *wake, struct aioblk_kctx *shared, struct aioblk_disk *disk,
+	     const struct aioblk_channel_opts *opts, struct aioblk_channel **chp);
 void chan_free(struct aioblk_channel *ch);
 struct aioblk_req *chan_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_arg);
 void chan_put_req(struct aioblk_channel *ch, struct aioblk_req *req);
 void chan_accept(struct aioblk_channel *ch, struct aioblk_req *req);
-void chan_enqueue(struct aioblk_channel *ch, struct aioblk_req *req);
 void chan_complete_later(struct aioblk_channel *ch, struct aioblk_req *req, int status);
-int chan_submit(struct aioblk_channel *ch);
 unsigned chan_run_done(struct aioblk_channel *ch, unsigned max);
 bool chan_needs_kick(const struct aioblk_channel *ch);
-void chan_release_tags(struct aioblk_channel *ch, unsigned tags);
 void chan_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status);
+
+/* limit.c */
+unsigned limit_admit(struct aioblk_channel *ch, struct iocb *const *iocbs, unsigned n, unsigned limit, bool idle);
+void limit_release(struct aioblk_channel *ch, unsigned tags);
 
 /* reset.c */
 int reset_add(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg);
@@ -366,8 +420,10 @@ event_res(const struct io_event *ev)
 }
 
 /* ring.c */
-unsigned ring_reap(struct aioblk_channel *ch, struct io_event *events, unsigned max);
-bool ring_has_events(const struct aioblk_channel *ch);
+int ring_open(struct aioblk_kctx *kc, unsigned depth, const char *name);
+void ring_close(struct aioblk_kctx *kc);
+unsigned ring_reap(struct aioblk_kctx *kc, struct io_event *events, unsigned max);
+bool ring_has_events(const struct aioblk_kctx *kc);
 
 /* log.c */
 void aioblk_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

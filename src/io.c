@@ -120,7 +120,7 @@ submit_rw(struct aioblk_channel *ch, enum req_op op, const struct iovec *iov, in
 	}
 	req_prep(ch, req);
 	chan_accept(ch, req);
-	chan_enqueue(ch, req);
+	submit_enqueue(ch, req);
 	return 0;
 }
 
@@ -197,7 +197,7 @@ aioblk_flush(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 		return 0;
 	}
 	req_prep(ch, req);
-	chan_enqueue(ch, req);
+	submit_enqueue(ch, req);
 	return 0;
 }
 

@@ -121,7 +121,6 @@ req_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t re
 {
 	int status;
 
-	ch->in_kernel--;
 	if (req->op == OP_FLUSH) {
 		status = res >= 0 ? 0 : res < -4095 ? -EIO : (int)res;
 		goto finish;
@@ -133,7 +132,7 @@ req_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t re
 			req->nowait_retried = true;
 			ch->stats.retries++;
 			req_prep(ch, req);
-			chan_enqueue(ch, req);
+			submit_enqueue(ch, req);
 			return 0;
 		}
 #endif
@@ -148,7 +147,7 @@ req_complete_event(struct aioblk_channel *ch, struct aioblk_req *req, int64_t re
 	if (unlikely(req->done < req->len)) {
 		ch->stats.retries++;
 		req_prep(ch, req);
-		chan_enqueue(ch, req);
+		submit_enqueue(ch, req);
 		return 0;
 	}
 	if (req->bounce && req->op == OP_READ)

@@ -125,6 +125,7 @@ reset_add(struct aioblk_channel *ch, aioblk_cb cb, void *cb_arg)
 	else
 		ch->resets_head = r;
 	ch->resets_tail = r;
+	ch->kc->lists = true;
 	if (ch->wake->efd >= 0 && !ch->wake->polling)
 		wake_kick(ch->wake);
 	return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Reaping completions straight from the kernel's AIO ring.
+ * A kernel io_context: made with its batch array, its completion ring read
+ * straight from user space, destroyed.
  *
  * The kernel (fs/aio.c, aio_complete) writes the event, issues smp_wmb(),
  * then advances tail. We are the only writer of head. So: load tail with
@@ -11,43 +12,112 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
+/* The ring is read in user space only when its header is one we know. */
+static struct aio_ring *
+usable_ring(const struct aioblk_kctx *kc)
+{
+	struct aio_ring *ring = (struct aio_ring *)kc->ctx;
+
+	if (ring->magic != AIO_RING_MAGIC || ring->incompat_features != 0 ||
+	    ring->header_length != sizeof(struct aio_ring) || ring->nr == 0) {
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: unknown AIO ring layout, reaping with io_getevents", kc->name);
+		return NULL;
+	}
+	return ring;
+}
+
+/*
+ * A context for @depth requests, and its batch (a shared one also gets its
+ * scratch array). The kernel charges fs.aio-max-nr with @depth.
+ */
+int
+ring_open(struct aioblk_kctx *kc, unsigned depth, const char *name)
+{
+	int rc;
+
+	kc->name = name;
+	kc->depth = depth;
+	kc->batch = calloc(depth, sizeof(*kc->batch));
+	if (kc->shared)
+		kc->deferred = calloc(depth, sizeof(*kc->deferred));
+	if (!kc->batch || (kc->shared && !kc->deferred)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	kc->ctx = 0; /* io_setup requires a zeroed context */
+	rc = aioblk_sys_io_setup(depth, &kc->ctx);
+	if (rc < 0) {
+		if (rc == -EAGAIN)
+			aioblk_log(AIOBLK_LOG_ERR,
+				   "%s: io_setup(%u): the system-wide AIO limit is reached; "
+				   "raise sysctl fs.aio-max-nr (see /proc/sys/fs/aio-nr)",
+				   name, depth);
+		else
+			aioblk_log(AIOBLK_LOG_ERR, "%s: io_setup(%u) failed: %s", name, depth, strerror(-rc));
+		goto fail;
+	}
+	kc->ring = usable_ring(kc);
+	return 0;
+
+fail:
+	free(kc->deferred);
+	free(kc->batch);
+	kc->deferred = NULL;
+	kc->batch = NULL;
+	kc->ctx = 0;
+	return rc;
+}
+
+/* Destroy an idle context (nothing in the kernel: io_destroy would wait for it uninterruptibly). */
+void
+ring_close(struct aioblk_kctx *kc)
+{
+	int rc = aioblk_sys_io_destroy(kc->ctx);
+
+	if (rc < 0)
+		aioblk_log(AIOBLK_LOG_WARNING, "%s: io_destroy failed: %s", kc->name, strerror(-rc));
+	free(kc->deferred);
+	free(kc->batch);
+}
+
 static unsigned
-reap_syscall(struct aioblk_channel *ch, struct io_event *events, unsigned max)
+reap_syscall(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 {
 	struct timespec zero = { 0, 0 };
 	int rc;
 
 	do {
-		rc = aioblk_sys_io_getevents(ch->ctx, 0, max, events, &zero);
+		rc = aioblk_sys_io_getevents(kc->ctx, 0, max, events, &zero);
 	} while (rc == -EINTR);
 	if (rc < 0) {
-		aioblk_log(AIOBLK_LOG_ERR, "%s: io_getevents failed: %s", ch->disk->name, strerror(-rc));
+		aioblk_log(AIOBLK_LOG_ERR, "%s: io_getevents failed: %s", kc->name, strerror(-rc));
 		return 0;
 	}
 	return (unsigned)rc;
 }
 
 unsigned
-ring_reap(struct aioblk_channel *ch, struct io_event *events, unsigned max)
+ring_reap(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 {
-	struct aio_ring *ring = ch->ring;
+	struct aio_ring *ring = kc->ring;
 	uint32_t head, tail, nr, avail, first;
 
 	if (unlikely(!ring))
-		return reap_syscall(ch, events, max);
+		return reap_syscall(kc, events, max);
 
 	nr = ring->nr;
 	head = ring->head; /* ours alone: no ordering needed */
 	tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
 	if (unlikely(ring->magic != AIO_RING_MAGIC || ring->incompat_features != 0 || head >= nr || tail >= nr)) {
 		aioblk_log(AIOBLK_LOG_WARNING, "%s: AIO ring header not as expected, reaping with io_getevents",
-			   ch->disk->name);
-		ch->ring = NULL;
-		return reap_syscall(ch, events, max);
+			   kc->name);
+		kc->ring = NULL;
+		return reap_syscall(kc, events, max);
 	}
 	if (head == tail)
 		return 0;
@@ -70,11 +140,11 @@ ring_reap(struct aioblk_channel *ch, struct io_event *events, unsigned max)
 }
 
 bool
-ring_has_events(const struct aioblk_channel *ch)
+ring_has_events(const struct aioblk_kctx *kc)
 {
-	const struct aio_ring *ring = ch->ring;
+	const struct aio_ring *ring = kc->ring;
 
 	if (!ring)
-		return ch->in_kernel > 0; /* cannot look without a system call: assume so */
+		return kc->in_kernel > 0; /* cannot look without a system call: assume so */
 	return ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
 }

@@ -323,7 +323,18 @@ int aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t le
 /**@{*/
 /** The group owns an eventfd that becomes readable when a completion may be ready. */
 #define AIOBLK_GROUP_EVENTFD (1u << 0)
+/**
+ * The group's channels share one kernel io_context (aioblk_group_create_ext()):
+ * one context per thread instead of one per disk per thread.
+ */
+#define AIOBLK_GROUP_SHARED_CONTEXT (1u << 1)
 /**@}*/
+
+/** Options of aioblk_group_create_ext(). Zeroed fields take their defaults. */
+struct aioblk_group_opts {
+	uint32_t flags;       /**< AIOBLK_GROUP_EVENTFD, AIOBLK_GROUP_SHARED_CONTEXT */
+	unsigned queue_depth; /**< with SHARED_CONTEXT: the shared context's depth; 0: 256; at most 65536 */
+};
 
 /**
  * Create a poll group.
@@ -341,6 +352,36 @@ int aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t le
  *         error (-EMFILE, -ENFILE).
  */
 int aioblk_group_create(uint32_t flags, struct aioblk_group **groupp);
+
+/**
+ * Create a poll group with options: aioblk_group_create() is this call
+ * with only @p flags set.
+ *
+ * With AIOBLK_GROUP_SHARED_CONTEXT the group makes one kernel io_context of
+ * @p queue_depth requests now, and its channels make none: they submit
+ * into the group's context, one io_submit per group per poll, and their
+ * completions are reaped from its one ring. The kernel charges the
+ * system-wide fs.aio-max-nr with the group's depth alone, whatever the
+ * number of disks, and an idle poll reads one ring and makes no system
+ * call. Each channel still enforces its own queue depth, and the group
+ * enforces its depth across its channels: an I/O call that would exceed
+ * it returns -EAGAIN (resets, which take no request slot, never do).
+ * Everything else behaves as in a plain group, and channel counters stay
+ * per channel (io_submit_calls counts the calls that carried the channel's
+ * requests). Choose it for many disks per thread; a plain group gives each
+ * disk its own context and ring, as SPDK's bdev_aio does.
+ *
+ * Thread: any; the group then belongs to the caller.
+ *
+ * @param opts   the options, or NULL for a plain busy-poll group.
+ * @param groupp where the new group is stored on success.
+ * @return 0; -EINVAL (NULL groupp, unknown flags, a queue_depth above
+ *         65536, or a queue_depth without AIOBLK_GROUP_SHARED_CONTEXT);
+ *         -ENOMEM; an eventfd error (-EMFILE, -ENFILE); with
+ *         SHARED_CONTEXT, an io_setup error: -EAGAIN when the system-wide
+ *         AIO limit (fs.aio-max-nr) would be exceeded.
+ */
+int aioblk_group_create_ext(const struct aioblk_group_opts *opts, struct aioblk_group **groupp);
 
 /**
  * Destroy an empty group.

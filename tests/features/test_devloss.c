@@ -144,7 +144,7 @@ env_or_skip(void **state)
 static unsigned
 ring_pending(const struct aioblk_channel *ch)
 {
-	const struct aio_ring *ring = ch->ring;
+	const struct aio_ring *ring = ch->kc->ring;
 	uint32_t head = ring->head, tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
 
 	return tail >= head ? tail - head : ring->nr - head + tail;
@@ -155,7 +155,7 @@ wait_ring(const struct aioblk_channel *ch, unsigned n)
 {
 	int i;
 
-	assert_non_null(ch->ring);
+	assert_non_null(ch->kc->ring);
 	for (i = 0; i < 10000 && ring_pending(ch) < n; i++)
 		usleep(1000);
 	assert_int_equal(ring_pending(ch), n);

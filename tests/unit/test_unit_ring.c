@@ -190,7 +190,7 @@ empty_polls_no_syscall_fallback(void **state)
 {
 	struct ctx *c = *state;
 
-	assert_null(c->fx.ch->ring);
+	assert_null(c->fx.ch->kc->ring);
 	assert_empty_polls_silent(c);
 	roundtrip(c, 8, 2);
 	assert_empty_polls_silent(c);
@@ -202,7 +202,7 @@ corrupt_ring_at_setup(void **state)
 {
 	struct ctx *c = *state;
 
-	assert_null(c->fx.ch->ring);
+	assert_null(c->fx.ch->kc->ring);
 	assert_true(fake_log_has("unknown AIO ring layout"));
 	roundtrip(c, NBUF, 100);
 	assert_true(fake_calls[FAKE_IO_GETEVENTS] > 0);
@@ -211,12 +211,12 @@ corrupt_ring_at_setup(void **state)
 static void
 corrupt_ring_later(struct ctx *c, void (*corrupt)(struct aio_ring *))
 {
-	assert_non_null(c->fx.ch->ring);
+	assert_non_null(c->fx.ch->kc->ring);
 	roundtrip(c, 4, 200);
 	assert_int_equal(fake_calls[FAKE_IO_GETEVENTS], 0);
-	corrupt(c->fx.ch->ring);
+	corrupt(c->fx.ch->kc->ring);
 	roundtrip(c, NBUF, 300);
-	assert_null(c->fx.ch->ring);
+	assert_null(c->fx.ch->kc->ring);
 	assert_true(fake_log_has("AIO ring header not as expected"));
 	assert_true(fake_calls[FAKE_IO_GETEVENTS] > 0);
 }
@@ -251,16 +251,16 @@ ring_head_out_of_range(void **state)
 {
 	struct ctx *c = *state;
 
-	assert_non_null(c->fx.ch->ring);
+	assert_non_null(c->fx.ch->kc->ring);
 	c->reqs[0].count = 0;
 	tc_fill(c->buf, BS, 5);
 	assert_int_equal(aioblk_write(c->fx.ch, c->buf, 0, BS / c->fx.bs, fx_cb, &c->reqs[0]), 0);
 	assert_int_equal(aioblk_group_submit(c->fx.group), 1);
-	c->fx.ch->ring->head += c->fx.ch->ring->nr;
+	c->fx.ch->kc->ring->head += c->fx.ch->kc->ring->nr;
 	assert_int_equal(aioblk_group_poll(c->fx.group, 0), 1);
 	assert_int_equal(c->reqs[0].count, 1);
 	assert_int_equal(c->reqs[0].status, 0);
-	assert_null(c->fx.ch->ring);
+	assert_null(c->fx.ch->kc->ring);
 	assert_int_equal(fake_calls[FAKE_IO_GETEVENTS], 1);
 }
 
@@ -272,8 +272,8 @@ fake_ring_wraps(void **state)
 	uint64_t per = BS / c->fx.bs;
 	unsigned i, round;
 
-	assert_non_null(c->fx.ch->ring);
-	assert_int_equal(c->fx.ch->ring->nr, 7);
+	assert_non_null(c->fx.ch->kc->ring);
+	assert_int_equal(c->fx.ch->kc->ring->nr, 7);
 	for (round = 0; round < 50; round++) {
 		for (i = 0; i < 4; i++) {
 			tc_fill(c->buf + i * BS, BS, round * 10 + i);
@@ -303,7 +303,7 @@ fake_bad_magic_fallback(void **state)
 {
 	struct ctx *c = *state;
 
-	assert_null(c->fx.ch->ring);
+	assert_null(c->fx.ch->kc->ring);
 	roundtrip(c, 16, 400);
 	assert_true(fake_calls[FAKE_IO_GETEVENTS] > 0);
 }
