@@ -167,7 +167,7 @@ test_ext2_zeroing_off_thread(void **state)
 	unsigned char *pat, *buf;
 	struct mark z = { 0 }, r = { 0 };
 	int order = 0, fd;
-	int64_t t0, call_us;
+	int64_t t0, call_us, total_us;
 	struct feat f;
 	uint64_t zero_off, i;
 
@@ -201,7 +201,6 @@ test_ext2_zeroing_off_thread(void **state)
 	assert_int_equal(aioblk_write_zeroes(f.ch, zero_off / f.bs, zero_bytes / f.bs, mark_cb, &z), 0);
 	call_us = now_us() - t0;
 	print_message("768 MiB write-zeroes on ext2: the call took %lld us\n", (long long)call_us);
-	assert_true(call_us < 5000);
 	/* A read issued after the zeroing completes before it does. */
 	assert_int_equal(aioblk_read(f.ch, buf, (file_bytes - MiB) / f.bs, MiB / f.bs, mark_cb, &r), 0);
 	wait_marked(f.group, &r);
@@ -209,7 +208,10 @@ test_ext2_zeroing_off_thread(void **state)
 	assert_int_equal(z.when, 0);
 	assert_memory_equal(buf, pat, MiB);
 	wait_marked(f.group, &z);
-	print_message("the zeroing finished %lld ms after it was issued\n", (long long)(now_us() - t0) / 1000);
+	total_us = now_us() - t0;
+	print_message("the zeroing finished %lld ms after it was issued\n", (long long)total_us / 1000);
+	/* Against the zeroing itself, not a clock: a loaded machine slows both. */
+	assert_true(call_us * 20 < total_us);
 	assert_int_equal(z.status, 0);
 	assert_true(r.when < z.when);
 	assert_true(pthread_equal(z.thread, pthread_self()));
@@ -410,7 +412,7 @@ zero_once(const char *path)
 	m.order = &order;
 	if ((rc = aioblk_disk_open(path, NULL, &disk)) < 0)
 		return rc;
-	if ((rc = aioblk_group_create(AIOBLK_GROUP_EVENTFD, &g)) < 0)
+	if ((rc = tc_group_create(AIOBLK_GROUP_EVENTFD, &g)) < 0)
 		return rc;
 	if ((rc = aioblk_channel_create(g, disk, 4, &ch)) < 0)
 		return rc;
