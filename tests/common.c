@@ -538,3 +538,24 @@ tc_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align)
 	*offset_align = stx.stx_dio_offset_align;
 	return 1;
 }
+
+bool
+tc_shared_groups(void)
+{
+	const char *kind = getenv("AIOBLK_TEST_GROUP");
+
+	return kind && strcmp(kind, "shared") == 0;
+}
+
+int
+tc_group_create(uint32_t flags, struct aioblk_group **groupp)
+{
+	struct aioblk_group_opts opts = { .flags = flags };
+	const char *depth = getenv("AIOBLK_TEST_GROUP_DEPTH");
+
+	if (!tc_shared_groups())
+		return aioblk_group_create(flags, groupp);
+	opts.flags |= AIOBLK_GROUP_SHARED_CONTEXT;
+	opts.queue_depth = depth ? (unsigned)strtoul(depth, NULL, 0) : TC_SHARED_DEPTH;
+	return aioblk_group_create_ext(&opts, groupp);
+}

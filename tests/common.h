@@ -83,6 +83,16 @@ long tc_check(const void *buf, size_t bytes, uint64_t seed);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t tc_now_ms(void);
 int64_t tc_now_ns(void);
+
+/*
+ * The kind of group the suites run with: every test makes its groups with
+ * tc_group_create(), and meson runs the suites twice, the second time with
+ * AIOBLK_TEST_GROUP=shared, where each group is a SHARED_CONTEXT group of
+ * depth TC_SHARED_DEPTH (or AIOBLK_TEST_GROUP_DEPTH).
+ */
+#define TC_SHARED_DEPTH 1024u
+bool tc_shared_groups(void);
+int tc_group_create(uint32_t flags, struct aioblk_group **groupp);
 /* statx(STATX_DIOALIGN) of @path: 1 with both alignments, 0 when not reported, or -errno. */
 int tc_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align);
 

@@ -416,7 +416,7 @@ test_cloexec(void **state)
 	(void)state;
 	assert_int_equal(tc_make_file(NULL, 1 << 20, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
-	assert_int_equal(aioblk_group_create(AIOBLK_GROUP_EVENTFD, &group), 0);
+	assert_int_equal(tc_group_create(AIOBLK_GROUP_EVENTFD, &group), 0);
 	nfds = tc_list_fds(fds, 256);
 	for (int i = 0; i < nfds; i++) {
 		const char *target = fds[i].target;
@@ -454,7 +454,7 @@ test_close_busy(void **state)
 	(void)state;
 	assert_int_equal(tc_make_file(NULL, 1 << 20, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 8, &ch), 0);
 	assert_int_equal(aioblk_disk_close(disk), -EBUSY);
 	assert_int_equal(aioblk_group_destroy(group), -EBUSY);

@@ -37,7 +37,7 @@ env_open(struct env *e, const char *dir, uint32_t flags, unsigned qd)
 
 	assert_int_equal(tc_make_file(dir, FILE_BYTES, e->path, sizeof(e->path)), 0);
 	assert_int_equal(aioblk_disk_open(e->path, &opts, &e->disk), 0);
-	assert_int_equal(aioblk_group_create(0, &e->group), 0);
+	assert_int_equal(tc_group_create(0, &e->group), 0);
 	assert_int_equal(aioblk_channel_create(e->group, e->disk, qd, &e->ch), 0);
 	e->bs = aioblk_disk_block_size(e->disk);
 	e->align = aioblk_disk_buf_align(e->disk) < 4096 ? 4096 : aioblk_disk_buf_align(e->disk);

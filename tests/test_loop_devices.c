@@ -59,7 +59,7 @@ check_device(unsigned sector)
 	r = tc_alloc(4096, bytes);
 	assert_non_null(w);
 	assert_non_null(r);
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 16, &ch), 0);
 	tc_fill(w, bytes, sector);
 	assert_int_equal(tc_sync_write(group, ch, w, 3, bytes / sector), 0);
@@ -80,7 +80,7 @@ check_device(unsigned sector)
 
 	/* The data is on the device: read it back through a fresh open. */
 	assert_int_equal(aioblk_disk_open(dev, NULL, &disk), 0);
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 0, &ch), 0);
 	memset(r, 0, bytes);
 	assert_int_equal(tc_sync_read(group, ch, r, 3, bytes / sector), 0);
@@ -184,7 +184,7 @@ test_file_on_4096_sector_fs(void **state)
 	assert_int_equal(aioblk_disk_len_align(disk), 4096);
 	ba = aioblk_disk_buf_align(disk);
 	assert_true(ba >= 1 && ba <= 4096 && (ba & (ba - 1)) == 0);
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 4, &ch), 0);
 	mem = tc_alloc(4096, 3 * 4096);
 	rd = tc_alloc(4096, 3 * 4096);
@@ -260,7 +260,7 @@ test_zram_unaligned_memory(void **state)
 	assert_int_equal(aioblk_disk_open(dev, NULL, &disk), 0);
 	assert_int_equal(aioblk_disk_block_size(disk), 4096);
 	assert_int_equal(aioblk_disk_buf_align(disk), 4096);
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 4, &ch), 0);
 	assert_int_equal(aioblk_write(ch, w + 512, 1, 1, tc_cb, &res), -EINVAL);
 	assert_int_equal(res.count, 0);

@@ -47,7 +47,7 @@ setup(void **state)
 		return -1;
 	if (aioblk_disk_open(path, NULL, &disk) || aioblk_disk_open(path, &ro, &ro_disk))
 		return -1;
-	if (aioblk_group_create(0, &group) || aioblk_channel_create(group, disk, 4, &ch) ||
+	if (tc_group_create(0, &group) || aioblk_channel_create(group, disk, 4, &ch) ||
 	    aioblk_channel_create(group, ro_disk, 4, &ro_ch))
 		return -1;
 	bs = aioblk_disk_block_size(disk);
@@ -167,8 +167,8 @@ test_group_channel_arguments(void **state)
 	struct aioblk_channel_stats st;
 
 	(void)state;
-	assert_int_equal(aioblk_group_create(1u << 5, &g), -EINVAL);
-	assert_int_equal(aioblk_group_create(0, NULL), -EINVAL);
+	assert_int_equal(tc_group_create(1u << 5, &g), -EINVAL);
+	assert_int_equal(tc_group_create(0, NULL), -EINVAL);
 	assert_int_equal(aioblk_group_destroy(NULL), -EINVAL);
 	assert_int_equal(aioblk_group_poll(NULL, 0), -EINVAL);
 	assert_int_equal(aioblk_group_wait(NULL, 0), -EINVAL);

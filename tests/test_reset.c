@@ -52,7 +52,7 @@ test_reset_idle(void **state)
 	struct tc_result r = { 1, 0 };
 
 	(void)state;
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 4, &ch), 0);
 	assert_int_equal(aioblk_reset(ch, tc_cb, &r), 0);
 	assert_int_equal(r.count, 0); /* never from inside the call */
@@ -104,7 +104,7 @@ test_reset_waits(void **state)
 
 	(void)state;
 	assert_non_null(buf);
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, N + 2, &ch), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, N + 2, &ch2), 0);
 	/* Half on each channel; the reset is issued on the first. */
@@ -287,7 +287,7 @@ test_reset_under_load(void **state)
 		l[i].buf = tc_alloc(4096, LOAD_QD * 4096);
 		assert_non_null(l[i].done);
 		assert_non_null(l[i].buf);
-		assert_int_equal(aioblk_group_create(0, &l[i].group), 0);
+		assert_int_equal(tc_group_create(0, &l[i].group), 0);
 		/* Exactly the load's depth: the resets are issued on a full channel. */
 		assert_int_equal(aioblk_channel_create(l[i].group, disk, LOAD_QD, &l[i].ch), 0);
 		l[i].peer = &l[1 - i];
@@ -346,7 +346,7 @@ test_resets_in_order(void **state)
 	int64_t deadline = tc_now_ms() + 10000;
 
 	(void)state;
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 8, &ch), 0);
 	assert_int_equal(aioblk_read(ch, buf, 0, 4096 / aioblk_disk_block_size(disk), mark_cb, &w), 0);
 	for (int i = 0; i < 3; i++)
@@ -387,7 +387,7 @@ check_reset_chain(uint32_t group_flags)
 	struct chain c = { NULL, 0, 1000000 };
 	int rc, total = 0;
 
-	assert_int_equal(aioblk_group_create(group_flags, &group), 0);
+	assert_int_equal(tc_group_create(group_flags, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 4, &c.ch), 0);
 	assert_int_equal(aioblk_reset(c.ch, chain_cb, &c), 0);
 	for (int i = 1; i <= 5; i++) {
@@ -438,9 +438,9 @@ test_blocked_reset_wakes_bounded(void **state)
 	(void)state;
 	buf = tc_alloc(4096, (C_QD + 1) * 4096);
 	assert_non_null(buf);
-	assert_int_equal(aioblk_group_create(AIOBLK_GROUP_EVENTFD, &a), 0);
-	assert_int_equal(aioblk_group_create(0, &b), 0);
-	assert_int_equal(aioblk_group_create(0, &c), 0);
+	assert_int_equal(tc_group_create(AIOBLK_GROUP_EVENTFD, &a), 0);
+	assert_int_equal(tc_group_create(0, &b), 0);
+	assert_int_equal(tc_group_create(0, &c), 0);
 	assert_int_equal(aioblk_channel_create(a, disk, 4, &cha), 0);
 	assert_int_equal(aioblk_channel_create(b, disk, 4, &chb), 0);
 	assert_int_equal(aioblk_channel_create(c, disk, C_QD, &chc), 0);

@@ -122,7 +122,7 @@ enospc_tmpfs(void **state)
 		tc_skip();
 	assert_int_equal(tc_make_file(dir, 8u << 20, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
-	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(tc_group_create(0, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, N, &ch), 0);
 	for (unsigned i = 0; i < N; i++) {
 		ios[i].seed = 5000 + i;
@@ -176,7 +176,7 @@ eio_zram(void **state)
 	assert_int_equal(aioblk_disk_open(dev, NULL, &disk), 0);
 	assert_true(aioblk_disk_is_direct(disk));
 	per = CHUNK / aioblk_disk_block_size(disk);
-	assert_int_equal(aioblk_group_create(AIOBLK_GROUP_EVENTFD, &g), 0);
+	assert_int_equal(tc_group_create(AIOBLK_GROUP_EVENTFD, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, N, &ch), 0);
 	fill_random(bufs, (size_t)N * CHUNK);
 	/* Sequentially, so that the ones before the limit are acknowledged. */
@@ -231,7 +231,7 @@ truncated_under_reads(void **state)
 	assert_int_equal(tc_make_file(NULL, (uint64_t)N * CHUNK, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, &opts, &disk), 0);
 	per = CHUNK / aioblk_disk_block_size(disk);
-	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(tc_group_create(0, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, N, &ch), 0);
 	for (unsigned i = 0; i < N; i++) {
 		ios[i].seed = 9000 + i;
@@ -315,7 +315,7 @@ loop_detached(void **state)
 		tc_skip();
 	assert_int_equal(aioblk_disk_open(dev, NULL, &disk), 0);
 	per = CHUNK / aioblk_disk_block_size(disk);
-	assert_int_equal(aioblk_group_create(AIOBLK_GROUP_EVENTFD, &g), 0);
+	assert_int_equal(tc_group_create(AIOBLK_GROUP_EVENTFD, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, N, &ch), 0);
 	/* First half written and acknowledged before the detach. */
 	for (unsigned i = 0; i < N; i++) {
@@ -464,7 +464,7 @@ aio_max_nr_exhausted(void **state)
 {
 	char path[256];
 	struct aioblk_disk *disk;
-	struct aioblk_group *g;
+	struct aioblk_group *g, *g2 = NULL;
 	struct aioblk_channel *ch, *ch2 = NULL;
 	char *buf = tc_alloc(4096, CHUNK);
 	int rc = 0, lock_fd;
@@ -472,7 +472,7 @@ aio_max_nr_exhausted(void **state)
 	(void)state;
 	assert_int_equal(tc_make_file(NULL, 4 * CHUNK, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
-	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(tc_group_create(0, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, 8, &ch), 0);
 	tc_fill(buf, CHUNK, 42);
 	assert_int_equal(tc_sync_write(g, ch, buf, 0, CHUNK / aioblk_disk_block_size(disk)), 0);
@@ -500,18 +500,27 @@ aio_max_nr_exhausted(void **state)
 
 		if (write_long(AIO_MAX_NR, nr) < 0)
 			break;
-		rc = aioblk_channel_create(g, disk, 8, &ch2);
+		/* A shared group's channels make no context: its group does. */
+		if (tc_shared_groups())
+			rc = tc_group_create(0, &g2);
+		else
+			rc = aioblk_channel_create(g, disk, 8, &ch2);
 		restore_max_nr();
 		if (rc != 0)
 			break;
-		assert_int_equal(aioblk_channel_destroy(ch2), 0);
+		if (g2)
+			assert_int_equal(aioblk_group_destroy(g2), 0);
+		else
+			assert_int_equal(aioblk_channel_destroy(ch2), 0);
 		ch2 = NULL;
+		g2 = NULL;
 	}
 	aioblk_set_log_fn(NULL, NULL);
 	assert_int_equal(saved_max_nr, -1); /* restored */
 	close(lock_fd);
 	assert_int_equal(rc, -EAGAIN);
 	assert_null(ch2);
+	assert_null(g2);
 	assert_non_null(strstr(log_seen, "fs.aio-max-nr"));
 	/* Nothing half made; the existing channel still works; a new one can be made again. */
 	assert_int_equal(aioblk_disk_close(disk), -EBUSY);

@@ -29,7 +29,7 @@ feat_open(struct feat *f, const char *path, const struct aioblk_disk_opts *opts,
 	if (rc < 0)
 		return rc;
 	f->bs = aioblk_disk_block_size(f->disk);
-	rc = aioblk_group_create(group_flags, &f->group);
+	rc = tc_group_create(group_flags, &f->group);
 	if (rc < 0)
 		goto fail_disk;
 	rc = aioblk_channel_create_ext(f->group, f->disk, copts, &f->ch);

@@ -427,7 +427,7 @@ test_flush_fallback(void **state)
 	assert_true(issued < fdatasync_seq && fdatasync_seq < fl.seq);
 
 	/* The disk remembers, not the channel: another group's channel falls back too. */
-	assert_int_equal(aioblk_group_create(0, &g2), 0);
+	assert_int_equal(tc_group_create(0, &g2), 0);
 	assert_int_equal(aioblk_channel_create(g2, f.disk, 8, &ch2), 0);
 	assert_int_equal(aioblk_flush(ch2, ordered_cb, &fl2), 0);
 	poll_ordered(g2, &fl2, 1);

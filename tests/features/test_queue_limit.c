@@ -168,7 +168,7 @@ reader_main(void *arg)
 	int64_t end, drain;
 	unsigned i;
 
-	if (aioblk_group_create(r->group_flags, &g) || aioblk_channel_create(g, r->disk, QD, &ch)) {
+	if (tc_group_create(r->group_flags, &g) || aioblk_channel_create(g, r->disk, QD, &ch)) {
 		r->errors++;
 		return NULL;
 	}
@@ -269,7 +269,7 @@ check_small_queue(unsigned threads, uint32_t group_flags)
 	make_device();
 	set_nr_requests(128);
 	disk = open_dev(0);
-	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(tc_group_create(0, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, QD, &ch), 0);
 	fill_device(g, ch);
 	assert_int_equal(aioblk_channel_destroy(ch), 0);

@@ -50,7 +50,7 @@ test_grow(void **state)
 	(void)state;
 	assert_int_equal(tc_make_file(NULL, MIB, path, sizeof(path)), 0);
 	assert_int_equal(feat_open(&f, path, NULL, NULL, 0), 0);
-	assert_int_equal(aioblk_group_create(0, &g2), 0);
+	assert_int_equal(tc_group_create(0, &g2), 0);
 	assert_int_equal(aioblk_channel_create(g2, f.disk, 4, &ch2), 0);
 	n0 = aioblk_disk_num_blocks(f.disk);
 	assert_int_equal(n0, MIB / f.bs);

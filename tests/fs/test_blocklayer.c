@@ -364,7 +364,7 @@ run_target(const char *kind)
 	assert_int_equal(aioblk_disk_open(t.path, NULL, &disk), 0);
 	fsrow_set(&row, "aioblk_open", "%s", aioblk_disk_is_direct(disk) ? "O_DIRECT" : "buffered");
 	bs = aioblk_disk_block_size(disk);
-	assert_int_equal(aioblk_group_create(0, &group), 0);
+	assert_int_equal(tc_group_create(0, &group), 0);
 	assert_int_equal(aioblk_channel_create(group, disk, 16, &ch), 0);
 	buf = tc_alloc(4096, WRITE_BYTES);
 	assert_non_null(buf);

@@ -207,7 +207,7 @@ env_open(struct env *e, uint32_t flags, uint32_t block_size)
 	memset(e, 0, sizeof(*e));
 	assert_int_equal(aioblk_disk_open(file, &opts, &e->disk), 0);
 	e->bs = aioblk_disk_block_size(e->disk);
-	assert_int_equal(aioblk_group_create(0, &e->group), 0);
+	assert_int_equal(tc_group_create(0, &e->group), 0);
 	assert_int_equal(aioblk_channel_create(e->group, e->disk, 64, &e->ch), 0);
 }
 

@@ -78,7 +78,7 @@ check_polls(const char *path, uint32_t flags, unsigned qd, bool eventfd)
 	l.qd = qd;
 	l.buf = tc_alloc(4096, l.bs);
 	assert_non_null(l.buf);
-	assert_int_equal(aioblk_group_create(eventfd ? AIOBLK_GROUP_EVENTFD : 0, &g), 0);
+	assert_int_equal(tc_group_create(eventfd ? AIOBLK_GROUP_EVENTFD : 0, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, qd, &l.ch), 0);
 
 	for (i = 0; i < qd; i++)
@@ -178,7 +178,7 @@ check_write_zeroes_chain(uint32_t group_flags)
 	struct zero_chain z = { NULL, 0, RUNAWAY };
 
 	assert_int_equal(aioblk_disk_open(file_path, NULL, &disk), 0);
-	assert_int_equal(aioblk_group_create(group_flags, &g), 0);
+	assert_int_equal(tc_group_create(group_flags, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, 4, &z.ch), 0);
 	assert_int_equal(aioblk_write_zeroes(z.ch, 0, 1, zero_chain_cb, &z), 0);
 	for (unsigned i = 1; i <= 5; i++) {
@@ -237,7 +237,7 @@ check_no_starvation(bool reset)
 	l.qd = 64;
 	l.buf = tc_alloc(4096, l.bs);
 	buf2 = tc_alloc(4096, l.bs);
-	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(tc_group_create(0, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, l.qd, &l.ch), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, 8, &ch2), 0);
 	for (unsigned i = 0; i < l.qd; i++)

@@ -454,7 +454,7 @@ worker_main(void *arg)
 	int i, k;
 	int64_t drain;
 
-	if (aioblk_group_create(w->id == 0 ? AIOBLK_GROUP_EVENTFD : 0, &w->group) < 0) {
+	if (tc_group_create(w->id == 0 ? AIOBLK_GROUP_EVENTFD : 0, &w->group) < 0) {
 		FAIL("group_create");
 		return NULL;
 	}

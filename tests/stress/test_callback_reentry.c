@@ -85,8 +85,8 @@ reentry_case(uint32_t group_flags, enum kind kind, bool use_wait)
 	c.buf = tc_alloc(4096, 4096);
 	assert_non_null(c.buf);
 	tc_fill(c.buf, 4096, 5);
-	assert_int_equal(aioblk_group_create(group_flags, &c.g), 0);
-	assert_int_equal(aioblk_group_create(0, &c.other), 0);
+	assert_int_equal(tc_group_create(group_flags, &c.g), 0);
+	assert_int_equal(tc_group_create(0, &c.other), 0);
 	assert_int_equal(aioblk_channel_create(c.g, c.disk, 8, &c.ch), 0);
 	assert_int_equal(aioblk_channel_create(c.other, c.disk, 8, &c.other_ch), 0);
 
@@ -241,7 +241,7 @@ chain_case(uint32_t group_flags)
 	c.qd = 16;
 	assert_int_equal(tc_make_file(NULL, FILE_BYTES, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
-	assert_int_equal(aioblk_group_create(group_flags, &g), 0);
+	assert_int_equal(tc_group_create(group_flags, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, c.qd, &c.ch), 0);
 	c.n = 4096 / aioblk_disk_block_size(disk);
 	c.bufs = tc_alloc(4096, (size_t)c.qd * 4096);

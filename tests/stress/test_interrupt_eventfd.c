@@ -77,7 +77,7 @@ run_burst(const struct burst *b)
 	align = aioblk_disk_buf_align(disks[0]) > 4096 ? aioblk_disk_buf_align(disks[0]) : 4096;
 	assert_true((uint64_t)b->channels_per_disk * b->qd * bs <= FILE_BYTES);
 
-	assert_int_equal(aioblk_group_create(AIOBLK_GROUP_EVENTFD, &g), 0);
+	assert_int_equal(tc_group_create(AIOBLK_GROUP_EVENTFD, &g), 0);
 	fd = aioblk_group_fd(g);
 	assert_true(fd >= 0);
 	for (c = 0; c < nch; c++)
@@ -202,7 +202,7 @@ env_open(struct env *e, uint32_t disk_flags, uint32_t group_flags, unsigned nch,
 	memset(e, 0, sizeof(*e));
 	assert_int_equal(tc_make_file(NULL, FILE_BYTES, e->path, sizeof(e->path)), 0);
 	assert_int_equal(aioblk_disk_open(e->path, &opts, &e->disk), 0);
-	assert_int_equal(aioblk_group_create(group_flags, &e->g), 0);
+	assert_int_equal(tc_group_create(group_flags, &e->g), 0);
 	for (i = 0; i < nch; i++)
 		assert_int_equal(aioblk_channel_create(e->g, e->disk, qd, &e->ch[i]), 0);
 	e->fd = (group_flags & AIOBLK_GROUP_EVENTFD) ? aioblk_group_fd(e->g) : -1;

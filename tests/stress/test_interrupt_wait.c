@@ -59,8 +59,8 @@ blocker_open(struct blocker *bl, uint32_t a_flags, uint32_t disk_flags)
 	memset(bl, 0, sizeof(*bl));
 	assert_int_equal(tc_make_file(NULL, FILE_BYTES, bl->path, sizeof(bl->path)), 0);
 	assert_int_equal(aioblk_disk_open(bl->path, &opts, &bl->disk), 0);
-	assert_int_equal(aioblk_group_create(a_flags, &bl->a), 0);
-	assert_int_equal(aioblk_group_create(0, &bl->b), 0);
+	assert_int_equal(tc_group_create(a_flags, &bl->a), 0);
+	assert_int_equal(tc_group_create(0, &bl->b), 0);
 	assert_int_equal(aioblk_channel_create(bl->a, bl->disk, 8, &bl->cha), 0);
 	assert_int_equal(aioblk_channel_create(bl->b, bl->disk, 8, &bl->chb), 0);
 	bl->buf = tc_alloc(4096, 4096);
@@ -171,7 +171,7 @@ test_wait_nothing_outstanding(void **state)
 	assert_int_equal(tc_make_file(NULL, FILE_BYTES, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &disk), 0);
 	for (i = 0; i < 2; i++) {
-		assert_int_equal(aioblk_group_create(flags[i], &g), 0);
+		assert_int_equal(tc_group_create(flags[i], &g), 0);
 		/* A group without channels, then with an idle one. */
 		expect_idle_wait(g, 50);
 		assert_int_equal(aioblk_channel_create(g, disk, 4, &ch), 0);
@@ -274,7 +274,7 @@ completion_case(uint32_t group_flags, uint32_t disk_flags)
 
 	assert_int_equal(tc_make_file(NULL, FILE_BYTES, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, &opts, &disk), 0);
-	assert_int_equal(aioblk_group_create(group_flags, &g), 0);
+	assert_int_equal(tc_group_create(group_flags, &g), 0);
 	assert_int_equal(aioblk_channel_create(g, disk, 8, &ch), 0);
 	n = 4096 / aioblk_disk_block_size(disk);
 	buf = tc_alloc(4096, 4096);

@@ -370,7 +370,7 @@ thr_open(struct thr *t, uint32_t group_flags, unsigned qd)
 	unsigned d;
 	int rc;
 
-	rc = aioblk_group_create(group_flags, &t->g);
+	rc = tc_group_create(group_flags, &t->g);
 	if (rc < 0)
 		return rc;
 	for (d = 0; d < NDISKS; d++) {
@@ -533,7 +533,7 @@ test_threads_disks_resets_churn(void **state)
 	/* What is on the disks is what each worker last wrote. */
 	buf = tc_alloc(4096, PAGE);
 	assert_non_null(buf);
-	assert_int_equal(aioblk_group_create(0, &g), 0);
+	assert_int_equal(tc_group_create(0, &g), 0);
 	for (d = 0; d < NDISKS; d++) {
 		uint64_t n = blocks_per_page(d);
 
@@ -596,7 +596,7 @@ handover_main(void *arg)
 
 		while (atomic_load_explicit(&h->turn, memory_order_relaxed) != round && tc_now_ms() < deadline)
 			st_sleep_ms(1);
-		rc = aioblk_group_create(0, &g);
+		rc = tc_group_create(0, &g);
 		if (rc == 0)
 			rc = aioblk_channel_create(g, disk, 4, &ch);
 		if (rc == 0) {

@@ -35,7 +35,15 @@ fx_open(struct fx *fx, uint64_t bytes, uint32_t disk_flags, uint32_t group_flags
 	if (rc < 0)
 		return rc;
 	fx->bs = aioblk_disk_block_size(fx->disk);
-	rc = aioblk_group_create(group_flags, &fx->group);
+	/* A shared group as deep as the channel: the unit tests' queue-full cases hold for both. */
+	if (tc_shared_groups()) {
+		struct aioblk_group_opts gopts = { .flags = group_flags | AIOBLK_GROUP_SHARED_CONTEXT,
+						   .queue_depth = qd ? qd : 128 };
+
+		rc = aioblk_group_create_ext(&gopts, &fx->group);
+	} else {
+		rc = aioblk_group_create(group_flags, &fx->group);
+	}
 	if (rc < 0)
 		return rc;
 	return aioblk_channel_create(fx->group, fx->disk, qd, &fx->ch);
