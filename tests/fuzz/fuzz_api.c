@@ -83,6 +83,7 @@ enum kind { K_READ, K_WRITE, K_FLUSH, K_RESET, K_ZERO, K_UNMAP };
 struct grp {
 	struct aioblk_group *g;
 	bool efd;
+	unsigned depth; /* SHARED_CONTEXT: the group's depth across its channels; 0: a plain group */
 };
 
 struct chan {
@@ -397,22 +398,56 @@ do_group_create(void)
 {
 	struct grp *gr = &W.grps[u8() % MAX_GROUPS];
 	uint8_t f = u8();
-	uint32_t flags = f & 1 ? AIOBLK_GROUP_EVENTFD : 0;
+	struct aioblk_group_opts opts = { .flags = f & 1 ? AIOBLK_GROUP_EVENTFD : 0 };
 	struct aioblk_group *g = NULL;
 	int rc;
 
 	if (gr->g)
 		return;
-	if ((f & 0x0e) == 0x0e) {
-		CHECK(aioblk_group_create(flags | 2, &g) == -EINVAL);
+	switch ((f >> 1) & 7) {
+	case 7: /* an unknown flag */
+		CHECK(aioblk_group_create(opts.flags | (1u << (2 + (f >> 4))), &g) == -EINVAL);
 		return;
+	case 6: /* a depth without a shared context, or too deep */
+		opts.queue_depth = f & 0x10 ? 65537 : 8;
+		opts.flags |= f & 0x10 ? AIOBLK_GROUP_SHARED_CONTEXT : 0;
+		CHECK(aioblk_group_create_ext(&opts, &g) == -EINVAL);
+		CHECK(g == NULL);
+		return;
+	case 0:
+	case 1:
+	case 2:
+		/* A shared context, shallow enough for the input to fill it. */
+		opts.flags |= AIOBLK_GROUP_SHARED_CONTEXT;
+		opts.queue_depth = 1 + (f >> 4);
+		break;
+	default:
+		break;
 	}
-	rc = aioblk_group_create(flags, &g);
-	TRACE("group %d create eventfd %d: %d\n", (int)(gr - W.grps), !!flags, rc);
+	rc = f & 0x80 && !opts.queue_depth ? aioblk_group_create(opts.flags, &g) : aioblk_group_create_ext(&opts, &g);
+	TRACE("group %d create eventfd %d depth %u: %d\n", (int)(gr - W.grps), (int)(opts.flags & 1), opts.queue_depth,
+	      rc);
 	CHECK(rc == 0);
 	gr->g = g;
-	gr->efd = flags;
+	gr->efd = opts.flags & AIOBLK_GROUP_EVENTFD;
+	gr->depth = opts.queue_depth;
 	CHECK(gr->efd ? aioblk_group_fd(g) >= 0 : aioblk_group_fd(g) == -EINVAL);
+}
+
+/* A request slot is free on @c and in its group's shared context. */
+static bool
+slot_free(const struct chan *c)
+{
+	unsigned used = 0;
+
+	if (c->inflight - c->resets >= c->qd)
+		return false;
+	if (!W.grps[c->grp].depth)
+		return true;
+	for (int i = 0; i < MAX_CHANNELS; i++)
+		if (W.chans[i].ch && W.chans[i].grp == c->grp)
+			used += W.chans[i].inflight - W.chans[i].resets;
+	return used < W.grps[c->grp].depth;
 }
 
 static unsigned
@@ -583,7 +618,7 @@ do_rw(bool write)
 	MAY(num_blocks == 0, -EINVAL);
 	MAY(off_blocks + num_blocks < off_blocks || off_blocks + num_blocks > nblocks, -EINVAL);
 	MAY(write && W.readonly, -EROFS);
-	MAY(c->inflight - c->resets >= c->qd, -EAGAIN);
+	MAY(!slot_free(c), -EAGAIN);
 
 	op = new_op(write ? K_WRITE : K_READ, c);
 	len = num_blocks && num_blocks < 64 ? (size_t)(num_blocks * W.bs) : 0;
@@ -713,7 +748,7 @@ do_simple(enum kind kind)
 	TRACE("%s seq %llu chan %d: %d\n", kind == K_FLUSH ? "flush" : "reset", (unsigned long long)op->seq,
 	      (int)(c - W.chans), rc);
 	/* A reset takes no request slot: it is accepted on a full channel. */
-	if (kind == K_FLUSH && c->inflight - c->resets >= c->qd) {
+	if (kind == K_FLUSH && !slot_free(c)) {
 		CHECK(rc == -EAGAIN);
 		free(op);
 		return;
@@ -738,7 +773,7 @@ do_zero(bool unmap)
 	MAY(num_blocks == 0 || off_blocks + num_blocks > nblocks, -EINVAL);
 	MAY(W.readonly, -EROFS);
 	MAY(unmap && !aioblk_disk_supports(W.disk, AIOBLK_IO_UNMAP), -EOPNOTSUPP);
-	MAY(c->inflight - c->resets >= c->qd, -EAGAIN);
+	MAY(!slot_free(c), -EAGAIN);
 	op = new_op(unmap ? K_UNMAP : K_ZERO, c);
 	op->off = off_blocks * W.bs;
 	op->len = num_blocks * W.bs;
