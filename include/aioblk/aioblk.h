@@ -346,7 +346,8 @@ struct aioblk_group_opts {
  *
  * Thread: any; the group then belongs to the caller.
  *
- * @param flags  0 or AIOBLK_GROUP_EVENTFD.
+ * @param flags  0, AIOBLK_GROUP_EVENTFD, AIOBLK_GROUP_SHARED_CONTEXT (a shared
+ *               context of the default depth, 256), or both.
  * @param groupp where the new group is stored on success.
  * @return 0, -EINVAL (NULL groupp, unknown flags), -ENOMEM, or an eventfd
  *         error (-EMFILE, -ENFILE).
@@ -394,7 +395,8 @@ int aioblk_group_destroy(struct aioblk_group *group);
 
 /**
  * Reap completions of every channel of the group, run their callbacks, then
- * hand every queued request to the kernel (one io_submit per channel).
+ * hand every queued request to the kernel (one io_submit per channel; one
+ * for the group when it has AIOBLK_GROUP_SHARED_CONTEXT).
  * Makes no system call when nothing is queued and nothing completed (in
  * eventfd mode, the eventfd is read only after completions were found).
  * A poll runs only what was waiting when it came to a channel: what
