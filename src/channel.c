@@ -101,6 +101,7 @@ chan_new(struct aioblk_wake *wake, struct aioblk_kctx *shared, struct aioblk_dis
 
 	if (shared) {
 		ch->kc = shared;
+		ch->shared = true;
 	} else {
 		ch->kc = &ch->own_kctx;
 		ch->own_kctx.owner = ch;
@@ -150,9 +151,13 @@ chan_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_a
 {
 	struct aioblk_req *req = ch->free;
 
-	if (unlikely(!req || ch->kc->used == ch->kc->depth))
+	if (unlikely(!req))
 		return NULL;
-	ch->kc->used++;
+	if (unlikely(ch->shared)) {
+		if (ch->kc->used == ch->kc->depth)
+			return NULL;
+		ch->kc->used++;
+	}
 	ch->free = req->next;
 	req->next = NULL;
 	req->op = op;
@@ -173,7 +178,8 @@ chan_get_req(struct aioblk_channel *ch, enum req_op op, aioblk_cb cb, void *cb_a
 void
 chan_put_req(struct aioblk_channel *ch, struct aioblk_req *req)
 {
-	ch->kc->used--;
+	if (unlikely(ch->shared))
+		ch->kc->used--;
 	req->next = ch->free;
 	ch->free = req;
 }
@@ -262,7 +268,8 @@ chan_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 		ch->bounce_free[ch->bounce_nfree++] = req->bounce;
 	req->next = ch->free;
 	ch->free = req;
-	ch->kc->used--;
+	if (unlikely(ch->shared))
+		ch->kc->used--;
 	ch->inflight--;
 	cb(cb_arg, status);
 	if (was_oldest)

@@ -172,12 +172,22 @@ reap_kctx(struct aioblk_kctx *kc, unsigned max, uint64_t *reaped)
 		*reaped += n;
 		budget -= n;
 		kc->in_kernel -= n;
-		/* What these held of limited device queues is free again, before callbacks submit more. */
+		/*
+		 * Counted on their channels (a plain context's are all its
+		 * owner's); what they held of limited device queues is free
+		 * again, before callbacks submit more.
+		 */
+		if (!kc->shared) {
+			kc->owner->stats.completions += n;
+			chan_mark_busy(kc->owner);
+		}
 		for (i = 0, tags = 0, tags_ch = NULL; i < n; i++) {
 			req = events[i].data;
 			ch = req->ch;
-			ch->stats.completions++;
-			chan_mark_busy(ch);
+			if (kc->shared) {
+				ch->stats.completions++;
+				chan_mark_busy(ch);
+			}
 			if (unlikely(req->tags)) {
 				if (ch != tags_ch && tags) {
 					limit_release(tags_ch, tags);

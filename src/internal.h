@@ -231,7 +231,7 @@ struct aioblk_kctx {
 	bool shared;                  /* a SHARED_CONTEXT group's */
 	struct aioblk_channel *owner; /* plain: the channel it belongs to */
 	unsigned depth;               /* requests it may hold at once */
-	unsigned used;                /* request slots taken on the channels that use it */
+	unsigned used;                /* shared: request slots taken on its channels */
 	unsigned in_kernel;           /* handed to io_submit, not reaped yet */
 
 	/* Queued iocbs, in order: batch[batch_head .. batch_tail) wait for io_submit. */
@@ -253,6 +253,7 @@ struct aioblk_channel {
 	struct aioblk_group *group; /* for group.c: the lower layers use wake */
 	struct aioblk_wake *wake;
 	struct aioblk_kctx *kc; /* own_kctx, or the group's shared one */
+	bool shared;            /* kc is the group's: its slots count against the group's depth too */
 	struct aioblk_disk *disk;
 	unsigned queue_depth;
 	unsigned inflight;          /* accepted (requests and resets), callback not run yet */
