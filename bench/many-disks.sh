@@ -18,15 +18,17 @@
 # Usage: bench/many-disks.sh [--perf PATH/TO/aioblk-perf] [--disks N] [--qd N]
 #                            [--runtime S] [--rounds N] [--fs ext4|xfs]
 #                            [--file-size SIZE] [--out DIR]
-# Needs root: the zram device, the file system and its mount are made here
-# and removed at the end, also on failure or Ctrl-C.
+#        bench/many-disks.sh --summarize DIR   (the tables again from --out DIR)
+# Defaults: 16 disks, QD 8, 5 rounds of 3 s, ext4, 32 MiB files. Needs root:
+# the zram device, the file system and its mount are made here and removed
+# at the end, also on failure or Ctrl-C.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-perf="" disks=16 qd=8 runtime=3 rounds=5 fs=ext4 file_mib=32 out=""
+perf="" disks=16 qd=8 runtime=3 rounds=5 fs=ext4 file_mib=32 out="" summarize=""
 usage() {
-	sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 while [ $# -gt 0 ]; do
@@ -39,10 +41,52 @@ while [ $# -gt 0 ]; do
 	--fs) fs=$2; shift 2 ;;
 	--file-size) file_mib=$(numfmt --from=iec "${2%[bB]}"); file_mib=$((file_mib >> 20)); shift 2 ;;
 	--out) out=$2; shift 2 ;;
+	--summarize) summarize=$2; shift 2 ;;
 	-h | --help) usage 0 ;;
 	*) echo "many-disks.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
 	esac
 done
+# summarize DIR: the tables, from the raw results in DIR.
+summarize() {
+	local cases rounds
+	cases=$(sed -n 's/^case \([a-z-]*\):.*/\1/p' "$1/machine.txt" | tr '\n' ' ')
+	rounds=$(sed -n 's/^rounds: \([0-9]*\),.*/\1/p' "$1/machine.txt")
+	# shellcheck disable=SC2086 # one argument per case
+	python3 - "$1" "$rounds" $cases <<'EOF'
+import json, statistics, sys
+out, rounds, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+med = statistics.median
+rs = range(1, rounds + 1)
+def j(c, r): return json.load(open(f"{out}/{c}.{r}.json"))
+def nr(c, r, suffix=""): return int(open(f"{out}/{c}.{r}.aionr{suffix}").read())
+iops = {c: {r: j(c, r)["read"]["iops"] for r in rs} for c in cases}
+print("per round, IOPS:")
+print(f"{'round':>5} " + " ".join(f"{c:>12}" for c in cases))
+for r in rs:
+    print(f"{r:5} " + " ".join(f"{iops[c][r]:12.0f}" for c in cases))
+print()
+# aio-nr +: fs.aio-nr halfway through the run minus just before it (median; every round's value
+# follows, since other programs' contexts come and go in between).
+print(f"{'case':12} {'IOPS':>9} {'lat us':>8} {'p99 us':>8} {'us cpu/IO':>9} {'aio-nr +':>8}  aio-nr + per round")
+for c in cases:
+    js = [j(c, r) for r in rs]
+    cpu_io = med(x["cpu"]["total_s"] / max(x["read"]["ios"], 1) * 1e6 for x in js)
+    grow = [nr(c, r) - nr(c, r, "0") for r in rs]
+    print(f"{c:12} {med(iops[c].values()):9.0f} {med(x['read']['lat_ns']['mean'] for x in js) / 1e3:8.2f} "
+          f"{med(x['read']['lat_ns']['p99'] for x in js) / 1e3:8.2f} {cpu_io:9.3f} {med(grow):8.0f}  "
+          + " ".join(str(g) for g in grow))
+print()
+print("medians of the per-round ratios (IOPS):")
+for a, b in (("idle-plain", "alone"), ("idle-shared", "alone"), ("idle-shared", "idle-plain"),
+             ("busy-shared", "busy-plain")):
+    per = [iops[a][r] / iops[b][r] for r in rs]
+    print(f"  {a} / {b}: {med(per):.3f}   (rounds: {' '.join(f'{x:.3f}' for x in per)})")
+EOF
+}
+if [ -n "$summarize" ]; then
+	summarize "$summarize"
+	exit 0
+fi
 case $fs in ext4 | xfs) ;; *) echo "many-disks.sh: --fs is ext4 or xfs" >&2; exit 2 ;; esac
 if [ "$disks" -lt 2 ] || [ "$rounds" -lt 1 ] || [ "$file_mib" -lt 1 ]; then
 	echo "many-disks.sh: --disks at least 2, --rounds at least 1, --file-size at least 1M" >&2
@@ -162,33 +206,5 @@ for r in $(seq 1 "$rounds"); do
 done
 echo "uptime after: $(uptime)" | tee -a "$out/machine.txt" >&2
 
-# shellcheck disable=SC2086 # one argument per case
-python3 - "$out" "$rounds" $cases <<'EOF'
-import json, statistics, sys
-out, rounds, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-med = statistics.median
-rs = range(1, rounds + 1)
-def j(c, r): return json.load(open(f"{out}/{c}.{r}.json"))
-def nr(c, r, suffix=""): return int(open(f"{out}/{c}.{r}.aionr{suffix}").read())
-iops = {c: {r: j(c, r)["read"]["iops"] for r in rs} for c in cases}
-print("per round, IOPS:")
-print(f"{'round':>5} " + " ".join(f"{c:>12}" for c in cases))
-for r in rs:
-    print(f"{r:5} " + " ".join(f"{iops[c][r]:12.0f}" for c in cases))
-print()
-print(f"{'case':12} {'IOPS':>9} {'lat us':>8} {'p99 us':>8} {'cpu s':>6} {'us cpu/IO':>9} {'aio-nr':>7} {'before':>7}")
-for c in cases:
-    js = [j(c, r) for r in rs]
-    cpu = med(x["cpu"]["total_s"] for x in js)
-    cpu_io = med(x["cpu"]["total_s"] / max(x["read"]["ios"], 1) * 1e6 for x in js)
-    print(f"{c:12} {med(iops[c].values()):9.0f} {med(x['read']['lat_ns']['mean'] for x in js) / 1e3:8.2f} "
-          f"{med(x['read']['lat_ns']['p99'] for x in js) / 1e3:8.2f} {cpu:6.2f} {cpu_io:9.3f} "
-          f"{med(nr(c, r) for r in rs):7.0f} {med(nr(c, r, '0') for r in rs):7.0f}")
-print()
-print("medians of the per-round ratios (IOPS):")
-for a, b in (("idle-plain", "alone"), ("idle-shared", "alone"), ("idle-shared", "idle-plain"),
-             ("busy-shared", "busy-plain")):
-    per = [iops[a][r] / iops[b][r] for r in rs]
-    print(f"  {a} / {b}: {med(per):.3f}   (rounds: {' '.join(f'{x:.3f}' for x in per)})")
-EOF
+summarize "$out"
 echo "results: $out" >&2
