@@ -176,7 +176,7 @@ cases="alone idle-plain idle-shared busy-plain busy-shared"
 	echo "uptime before: $(uptime)"
 	for c in $cases; do
 		# shellcheck disable=SC2046
-		echo "case $c: $perf -w randread -b 4k $(args_of "$c" | sed "s|$mnt/|DIR/|g") -t $runtime --json"
+		echo "case $c: $perf -w randread -b 4k $(args_of "$c" | sed -E "s|$mnt/|DIR/|g; s|DIR/disk1 (DIR/disk[0-9]+ )*DIR/disk([0-9]+)|DIR/disk1 ... DIR/disk\\2|") -t $runtime --json"
 	done
 } | tee "$out/machine.txt" >&2
 
