@@ -12,7 +12,9 @@
 # randwrite, seqread, threads2, interrupt; default: all of them. Also, not
 # in the default (it needs root, and makes its own loop and zram devices):
 # smallqueue, a loop device whose queue takes 4 requests under QD32 with a
-# QD1 reader on another disk of the same group (bench/small-queue.sh).
+# QD1 reader on another disk of the same group (bench/small-queue.sh); and
+# manydisks, 16 disks in one thread, plain against shared groups
+# (bench/many-disks.sh, its own zram device).
 # Default device: /dev/zram0 as root (sized 1G when its disksize reads 0),
 # else a temporary 512 MiB file in $TMPDIR (removed at the end). The device
 # is overwritten: with random data before every read case, so that no case
@@ -32,7 +34,7 @@ out=""
 cases="sweep randwrite seqread threads2 interrupt"
 
 usage() {
-	sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 while [ $# -gt 0 ]; do
@@ -267,6 +269,11 @@ for c in ${cases//sweep/qd1 qd4 qd16 qd32 qd128}; do
 		mkdir -p "$out/smallqueue"
 		"$here/small-queue.sh" --runtime "$runtime" --rounds "$rounds" --out "$out/smallqueue" \
 			| tee "$out/smallqueue/summary.txt" >&2
+		;;
+	manydisks)
+		mkdir -p "$out/manydisks"
+		"$here/many-disks.sh" --perf "$perf" --runtime "$runtime" --rounds "$rounds" --out "$out/manydisks" \
+			| tee "$out/manydisks/summary.txt" >&2
 		;;
 	*) echo "compare.sh: unknown case '$c'" >&2; exit 2 ;;
 	esac

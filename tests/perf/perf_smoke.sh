@@ -152,6 +152,26 @@ head -c 4194304 /dev/zero >t2
 run "sequential read, 2 threads x 2 targets" 0 -w read --bs 128k -q 2 -j 2 -t 0.3 t1 t2
 run "sequential write, 2 threads x 2 targets" 0 -w write --bs 64k -q 2 -j 2 -t 0.3 t1 t2
 
+# --- one shared kernel context per thread, idle targets ---
+run "--shared-context, 2 threads x 2 targets --json" 0 --shared-context -q 4 -j 2 -t 0.3 --json t1 t2
+json_check "--shared-context: a shared group of the default depth did I/O" \
+	"j['group']=='shared' and j['group_depth']==256 and j['total']['ios']>0 and j['errors']==0" \
+	'.group=="shared" and .group_depth==256 and .total.ios>0 and .errors==0'
+run "--shared-context verify with an idle target" 0 -w verify --passes 1 -q 4 --shared-context --idle 1 t1 t2
+expect "shared verify: passed" out "^verify: passed"
+run "--idle in a plain group --json" 0 -q 2 --idle 1 -t 0.3 --json t1 t2
+json_check "--idle: plain group, the last target idle" \
+	"j['group']=='plain' and j['idle_targets']==1 and not j['targets'][0]['idle'] and j['targets'][1]['idle'] and j['total']['ios']>0" \
+	'.group=="plain" and .idle_targets==1 and .targets[1].idle and .total.ios>0'
+run "--group-depth defaults to what the jobs need" 0 --shared-context -q 200 -t 0.2 --json t1 t2
+json_check "--group-depth default: --iodepth x busy targets above 256" "j['group_depth']==400" '.group_depth==400'
+for args in "--group-depth 64" "--shared-context --group-depth 4 -q 4 t1 t2" "--idle 1" "--idle 2 t1 t2" \
+	"--shared-context --group-depth 0" "--shared-context -q 65536 t1 t2"; do
+	# shellcheck disable=SC2086 # split on purpose
+	run "bad group arguments: $args" 2 $args --runtime 0.1 && expect "bad group arguments: $args: says why" err "."
+done
+no_temp_left "group arguments"
+
 # --- verify ---
 run "verify on a temporary file (2 threads)" 0 -w verify -t 0.5 --size 4m -q 8 -j 2
 expect "verify: passed" out "^verify: passed"

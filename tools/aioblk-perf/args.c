@@ -236,6 +236,15 @@ static const struct optdef optdefs[] = {
 	  "expected a percentage from 0 to 100" },
 	{ "size", 's', "SIZE", "use only the first SIZE bytes of each target", opt_size, OFF(size), 0, 0,
 	  "expected a size such as 64m or 1g" },
+	{ "idle", 0, "N",
+	  "the last N targets get a channel in every thread's group\nbut no I/O: idle disks its polls still visit",
+	  opt_uint, OFF(idle), 0, UINT_MAX, "expected a number" },
+	{ "shared-context", 0, NULL,
+	  "one kernel AIO context per thread for all its targets\n(AIOBLK_GROUP_SHARED_CONTEXT) instead of one per target",
+	  opt_flag, OFF(shared_context), 0, 0, NULL },
+	{ "group-depth", 0, "N",
+	  "the shared context's depth (default 256, the library's,\nor --iodepth x busy targets when that is more)",
+	  opt_uint, OFF(group_depth), 1, MAX_GROUP_DEPTH, "expected a number from 1 to 65536" },
 	{ "interrupt", 'i', NULL, "sleep on the group's eventfd instead of busy-polling", opt_flag, OFF(interrupt), 0,
 	  0, NULL },
 	{ "buffered", 0, NULL, "do not use O_DIRECT", opt_flag, OFF(buffered), 0, 0, NULL },
@@ -369,6 +378,8 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	o->paths = argv + optind;
 	o->npaths = argc - optind;
+	if (check_group_opts(o, o->npaths ? (unsigned)o->npaths : 1) < 0)
+		return -1;
 	if (o->verify_only && !o->npaths) {
 		fprintf(stderr, PROG ": --verify-only needs the target that an earlier verify wrote\n");
 		return -1;

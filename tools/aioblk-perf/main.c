@@ -67,7 +67,8 @@ alloc_workers(struct run *r)
 
 		w->id = wi;
 		w->run = r;
-		w->nios = o->iodepth * (unsigned)r->ntargets;
+		/* The busy targets come first; the --idle last ones get a channel and no request. */
+		w->nios = o->iodepth * ((unsigned)r->ntargets - o->idle);
 		w->wts = calloc((size_t)r->ntargets, sizeof(*w->wts));
 		w->ios = calloc(w->nios, sizeof(*w->ios));
 		if (!w->wts || !w->ios)
@@ -295,7 +296,7 @@ main(int argc, char **argv)
 	}
 	if (alloc_workers(&r) < 0) {
 		fprintf(stderr, PROG ": out of memory for %u threads x %u requests of %" PRIu64 " bytes\n", o.threads,
-			o.iodepth * (unsigned)r.ntargets, o.bs);
+			o.iodepth * ((unsigned)r.ntargets - o.idle), o.bs);
 		status = 1;
 		goto out;
 	}

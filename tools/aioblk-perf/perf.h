@@ -2,14 +2,16 @@
 /*
  * aioblk-perf: measure and verify block I/O through aioblk's public API.
  *
- * Every thread owns one poll group with one channel per target; each channel
- * keeps --iodepth requests in flight, and a request is issued again from its
- * own completion callback. Everything an I/O touches (its buffer, its slot
- * in the latency histogram) is allocated before the run starts, so the
- * measured loop is: poll, callbacks, resubmit.
+ * Every thread owns one poll group (plain, or one shared kernel context with
+ * --shared-context) with one channel per target; each busy channel keeps
+ * --iodepth requests in flight (the --idle last ones none), and a request is
+ * issued again from its own completion callback. Everything an I/O touches
+ * (its buffer, its slot in the latency histogram) is allocated before the
+ * run starts, so the measured loop is: poll, callbacks, resubmit.
  *
  * The files, one job each: args.c (the options table), target.c (opening
- * the targets, the temporary file), worker.c (a thread's I/O loop),
+ * the targets, the temporary file), group.c (a thread's poll group and
+ * channels), worker.c (a thread's I/O loop),
  * verify.c (the verify block format), hist.c (latency histograms),
  * report.c (text and JSON), main.c (a run: threads, timing, signals).
  * This header holds what more than one of them uses.
@@ -60,8 +62,11 @@ struct opts {
 	bool buffered;
 	bool nowait;
 	bool no_queue_limit;
-	bool zero_buffers; /* write zeroes instead of random data */
-	uint64_t size;     /* bytes of each target to use; 0: all of it */
+	bool zero_buffers;    /* write zeroes instead of random data */
+	bool shared_context;  /* AIOBLK_GROUP_SHARED_CONTEXT */
+	unsigned group_depth; /* the shared context's depth (parse_args sets the default) */
+	unsigned idle;        /* the last this many targets get a channel each but no I/O */
+	uint64_t size;        /* bytes of each target to use; 0: all of it */
 	uint64_t seed;
 	char **paths;
 	int npaths;
@@ -240,6 +245,13 @@ stats_add(struct aioblk_channel_stats *into, const struct aioblk_channel_stats *
 
 /* args.c */
 int parse_args(int argc, char **argv, struct opts *o);
+
+/* group.c */
+#define DEFAULT_GROUP_DEPTH 256u /* the library's own default */
+#define MAX_GROUP_DEPTH 65536u
+int check_group_opts(struct opts *o, unsigned ntargets);
+int group_setup(struct worker *w);
+void group_teardown(struct worker *w);
 
 /* hist.c; adding a sample is inline, it is on every I/O's path. */
 static inline unsigned

@@ -138,18 +138,20 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 	if (o->json) {
 		printf("{\"tool\":\"" PROG "\",\"version\":\"%s\",\"workload\":\"%s\",\"bs\":%" PRIu64
 		       ",\"iodepth\":%u,\"threads\":%u,\"mode\":\"%s\",\"rwmixread\":%u,\"runtime_s\":%.3f,"
-		       "\"elapsed_s\":%.6f,\"targets\":[",
+		       "\"elapsed_s\":%.6f,\"group\":\"%s\",\"group_depth\":%u,\"idle_targets\":%u,\"targets\":[",
 		       aioblk_version(), workload_names[o->wl], o->bs, o->iodepth, o->threads,
-		       o->interrupt ? "interrupt" : "poll", o->rwmixread, o->runtime, tot->elapsed);
+		       o->interrupt ? "interrupt" : "poll", o->rwmixread, o->runtime, tot->elapsed,
+		       o->shared_context ? "shared" : "plain", o->shared_context ? o->group_depth : 0, o->idle);
 		for (t = 0; t < r->ntargets; t++) {
 			const struct target *tg = &r->targets[t];
 
 			printf("%s{\"path\":", t ? "," : "");
 			json_string(tg->path);
 			printf(",\"block_size\":%u,\"bytes\":%" PRIu64
-			       ",\"direct\":%s,\"block_device\":%s,\"queue_limit\":%u}",
+			       ",\"direct\":%s,\"block_device\":%s,\"queue_limit\":%u,\"idle\":%s}",
 			       tg->block_size, tg->bytes, tg->direct ? "true" : "false",
-			       tg->blockdev ? "true" : "false", tg->queue_limit);
+			       tg->blockdev ? "true" : "false", tg->queue_limit,
+			       t >= r->ntargets - (int)o->idle ? "true" : "false");
 		}
 		printf("],");
 		print_lat_json("read", tot, 0, o->bs);
@@ -170,9 +172,12 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 		printf("}\n");
 		return;
 	}
-	printf(PROG " %s: %s, bs %" PRIu64 ", iodepth %u, %u thread%s, %s%s\n", aioblk_version(), workload_names[o->wl],
+	printf(PROG " %s: %s, bs %" PRIu64 ", iodepth %u, %u thread%s, %s", aioblk_version(), workload_names[o->wl],
 	       o->bs, o->iodepth, o->threads, o->threads == 1 ? "" : "s",
-	       o->interrupt ? "interrupt (eventfd)" : "busy-poll", was_interrupted ? ", interrupted" : "");
+	       o->interrupt ? "interrupt (eventfd)" : "busy-poll");
+	if (o->shared_context)
+		printf(", one shared context of depth %u per thread", o->group_depth);
+	printf("%s\n", was_interrupted ? ", interrupted" : "");
 	for (t = 0; t < r->ntargets; t++) {
 		const struct target *tg = &r->targets[t];
 
@@ -183,7 +188,7 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 		       tg->block_size, tg->bytes, tg->direct ? "O_DIRECT" : "buffered (no O_DIRECT)");
 		if (tg->queue_limit)
 			printf(", at most %u requests in the device", tg->queue_limit);
-		putchar('\n');
+		printf("%s\n", t >= r->ntargets - (int)o->idle ? ", idle (a channel, no I/O)" : "");
 	}
 	if (tot->ios[0])
 		print_lat_text("read:", tot, 0, o->bs);
@@ -192,11 +197,17 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 	print_lat_text("total:", tot, 2, o->bs);
 	printf("time:  %.3f s; cpu: user %.3f s, sys %.3f s, total %.3f s\n", tot->elapsed, tot->cpu_user, tot->cpu_sys,
 	       tot->cpu_user + tot->cpu_sys);
-	if (tot->stats.io_submit_calls)
+	/* A shared context's io_submit counts once in each channel it carried: the sum is no call count. */
+	if (tot->stats.io_submit_calls && !o->shared_context)
 		printf("kernel: %" PRIu64 " io_submit calls (%.1f requests each), %" PRIu64 " polls, %.1f%% of them "
 		       "found completions\n",
 		       tot->stats.io_submit_calls, (double)tot->stats.completions / (double)tot->stats.io_submit_calls,
 		       tot->stats.polls,
+		       tot->stats.polls ? 100.0 * (double)tot->stats.busy_polls / (double)tot->stats.polls : 0.0);
+	else if (tot->stats.io_submit_calls)
+		printf("kernel: io_submit calls counted per channel %" PRIu64 " (a shared call counts in each channel "
+		       "it carried), %" PRIu64 " polls, %.1f%% of them found completions\n",
+		       tot->stats.io_submit_calls, tot->stats.polls,
 		       tot->stats.polls ? 100.0 * (double)tot->stats.busy_polls / (double)tot->stats.polls : 0.0);
 	if (tot->errors)
 		printf("errors: %" PRIu64 "\n", tot->errors);

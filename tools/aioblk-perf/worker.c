@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * aioblk-perf: one thread's I/O loop. The thread makes its poll group and
- * channels, waits at the start gate, keeps every request in flight
+ * channels (group.c), waits at the start gate, keeps every request in flight
  * (a completion issues its request again) until the run stops, then drains.
  */
 #define _GNU_SOURCE
@@ -238,61 +238,6 @@ worker_loop(struct worker *w)
 	}
 }
 
-static void
-worker_teardown(struct worker *w)
-{
-	int t, rc;
-
-	for (t = 0; t < w->run->ntargets; t++) {
-		struct aioblk_channel_stats st;
-
-		if (!w->wts[t].ch)
-			continue;
-		if (aioblk_channel_get_stats(w->wts[t].ch, &st) == 0)
-			stats_add(&w->stats, &st);
-		rc = aioblk_channel_destroy(w->wts[t].ch);
-		if (rc < 0)
-			fprintf(stderr, PROG ": %s: destroying a channel failed: %s\n", w->wts[t].t->path,
-				strerror(-rc));
-		w->wts[t].ch = NULL;
-	}
-	if (w->group) {
-		aioblk_group_destroy(w->group);
-		w->group = NULL;
-	}
-}
-
-static int
-worker_setup(struct worker *w)
-{
-	const struct opts *o = w->run->o;
-	int t, rc;
-
-	rc = aioblk_group_create(o->interrupt ? AIOBLK_GROUP_EVENTFD : 0, &w->group);
-	if (rc < 0) {
-		fprintf(stderr, PROG ": creating a poll group failed: %s\n", strerror(-rc));
-		return rc;
-	}
-	for (t = 0; t < w->run->ntargets; t++) {
-		struct wtarget *wt = &w->wts[t];
-
-		rc = aioblk_channel_create(w->group, wt->t->disk, o->iodepth, &wt->ch);
-		if (rc < 0) {
-			if (rc == -EAGAIN)
-				fprintf(stderr,
-					PROG ": %s: no AIO context of depth %u: the system-wide limit is "
-					     "reached (raise sysctl fs.aio-max-nr, now used: /proc/sys/fs/aio-nr)\n",
-					wt->t->path, o->iodepth);
-			else
-				fprintf(stderr, PROG ": %s: creating a channel of depth %u failed: %s\n", wt->t->path,
-					o->iodepth, strerror(-rc));
-			wt->ch = NULL;
-			return rc;
-		}
-	}
-	return 0;
-}
-
 /* A worker thread: set up, report to the start gate, run, tear down. */
 void *
 worker_main(void *arg)
@@ -308,7 +253,7 @@ worker_main(void *arg)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	w->setup_rc = worker_setup(w);
+	w->setup_rc = group_setup(w);
 	pthread_mutex_lock(&r->lock);
 	r->ready++;
 	pthread_cond_broadcast(&r->cond);
@@ -317,7 +262,7 @@ worker_main(void *arg)
 	pthread_mutex_unlock(&r->lock);
 	if (!w->setup_rc && !atomic_load(&r->abort))
 		worker_loop(w);
-	worker_teardown(w);
+	group_teardown(w);
 	atomic_fetch_sub(&r->running, 1);
 	return NULL;
 }
