@@ -177,25 +177,27 @@ reap_kctx(struct aioblk_kctx *kc, unsigned max, uint64_t *reaped)
 		 * owner's); what they held of limited device queues is free
 		 * again, before callbacks submit more.
 		 */
-		if (!kc->shared) {
-			kc->owner->stats.completions += n;
-			chan_mark_busy(kc->owner);
-		}
-		for (i = 0, tags = 0, tags_ch = NULL; i < n; i++) {
-			req = events[i].data;
-			ch = req->ch;
-			if (kc->shared) {
+		tags = 0;
+		tags_ch = kc->owner;
+		if (likely(!kc->shared)) {
+			tags_ch->stats.completions += n;
+			chan_mark_busy(tags_ch);
+			for (i = 0; i < n; i++)
+				tags += ((struct aioblk_req *)events[i].data)->tags;
+		} else {
+			for (i = 0; i < n; i++) {
+				req = events[i].data;
+				ch = req->ch;
 				ch->stats.completions++;
 				chan_mark_busy(ch);
-			}
-			if (unlikely(req->tags)) {
-				if (ch != tags_ch && tags) {
-					limit_release(tags_ch, tags);
-					tags = 0;
+				if (unlikely(req->tags)) {
+					if (ch != tags_ch && tags) {
+						limit_release(tags_ch, tags);
+						tags = 0;
+					}
+					tags_ch = ch;
+					tags += req->tags;
 				}
-				tags_ch = ch;
-				tags += req->tags;
-				req->tags = 0;
 			}
 		}
 		if (unlikely(tags))

@@ -78,6 +78,7 @@ req_prep(struct aioblk_channel *ch, struct aioblk_req *req)
 	else
 		prep_rw(ch, req);
 	req->iocb.data = req;
+	req->tags = 0; /* room in the device's queue is reserved at admission, for this iocb alone */
 	if (ch->wake->efd >= 0)
 		io_set_eventfd(&req->iocb, ch->wake->efd);
 }

@@ -125,7 +125,7 @@ admit_own(struct aioblk_kctx *kc)
  * iocbs of its channel, which stay in the order they were queued; the
  * other channels' go on. Iocbs of lost devices fail here.
  */
-static unsigned
+static __attribute__((noinline)) unsigned
 admit_shared(struct aioblk_kctx *kc)
 {
 	uint64_t round = ++kc->rounds;
@@ -189,11 +189,11 @@ submit_batch(struct aioblk_kctx *kc)
 			break;
 		rc = aioblk_sys_io_submit(kc->ctx, n, kc->batch + kc->batch_head);
 		/* What the kernel did not take gives its room back; it is admitted again next time round. */
-		for (i = rc > 0 ? (unsigned)rc : 0; i < n; i++) {
+		for (i = rc > 0 ? (unsigned)rc : 0; unlikely(i < n); i++) {
 			req = iocb_req(kc->batch[kc->batch_head + i]);
 			unused = req->tags;
 			req->tags = 0;
-			if (unlikely(unused))
+			if (unused)
 				limit_release(req->ch, unused);
 		}
 		if (likely(rc > 0)) {
