@@ -465,7 +465,7 @@ main(int argc, char **argv)
 		issue(0, -1);
 	if (mode)
 		aioblk_group_submit(grp);
-	while (now_s() < tend && !adv_failures) {
+	while (now_s() < tend && !FAILED()) {
 		loops++;
 		if (mode == 0) {
 			do_poll();
@@ -532,7 +532,7 @@ main(int argc, char **argv)
 	CHECK(accepted == completed, "accepted %" PRIu64 " completed %" PRIu64, accepted, completed);
 
 	/* read everything back */
-	for (unsigned i = 0; i < nd && !adv_failures; i++) {
+	for (unsigned i = 0; i < nd && !FAILED(); i++) {
 		struct dsk *D = &disks[i];
 		void *buf = xalloc(4096, D->nb * D->bs);
 		int fd = open(D->path, O_RDONLY);

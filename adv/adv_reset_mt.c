@@ -9,7 +9,8 @@
  * - every request of its own group accepted on that disk before the reset
  *   has had its callback (strict);
  * - every write accepted on that disk before the reset, by any thread, is
- *   on the disk (pread sees that generation or a later one) (strict);
+ *   on the disk (pread sees that generation or a later one), and every
+ *   write-zeroes (a library thread's work) has zeroed its range (strict);
  * - requests of other threads accepted before it have had their callback
  *   (counted and reported; the contract says "completed").
  * Also: the lone-reset case (a thread with nothing else outstanding
@@ -39,6 +40,7 @@ struct req {
 		int op;
 		uint64_t off, n;
 		uint32_t gen;
+		uint32_t ev[4]; /* evc of its blocks when the reset was issued */
 	} *snap;
 	unsigned nsnap;
 	int owner;
@@ -68,6 +70,8 @@ static uint32_t bs;
 static uint64_t nb, slice;
 static uint32_t gens[MAXD][8192]; /* last gen issued per block (owner thread writes) */
 static uint64_t seqctr;
+static uint32_t evc[MAXD][8192]; /* writes + write-zeroes accepted per block (atomic) */
+static uint8_t zflag[MAXD][8192]; /* block zeroed by a write-zeroes, owner thread only */
 
 static inline uint64_t
 tag_load(struct req *r)
@@ -119,6 +123,10 @@ issue_io(struct thr *t)
 	r->snap = NULL;
 	r->nsnap = 0;
 	int rc;
+	/* a write or write-zeroes may land as soon as it is issued: count it before the call */
+	if (op >= 4) /* (a flush counts too: harmless, it only skips a check) */
+		for (uint64_t i = 0; i < n; i++)
+			__atomic_add_fetch(&evc[d][off + i], 1, __ATOMIC_RELEASE);
 	if (op < 4) {
 		ST(r->op, 0);
 		r->buf = xalloc(4096, n * bs);
@@ -134,6 +142,12 @@ issue_io(struct thr *t)
 		for (uint64_t i = 0; i < n; i++)
 			stamp((char *)r->buf + i * bs, bs, d, off + i, g);
 		rc = aioblk_write(t->ch[d], r->buf, off, n, cb, r);
+	} else if (op == 9 && xrand(&t->rng) % 2) {
+		/* write-zeroes: runs on a library thread; gen = the block's gen before it */
+		ST(r->op, 4);
+		r->buf = NULL;
+		ST(r->gen, __atomic_load_n(&gens[d][off], __ATOMIC_RELAXED));
+		rc = aioblk_write_zeroes(t->ch[d], off, n, cb, r);
 	} else {
 		ST(r->op, 3);
 		r->buf = NULL;
@@ -141,8 +155,13 @@ issue_io(struct thr *t)
 	}
 	if (rc == 0) {
 		if (r->op == 1)
-			for (uint64_t i = 0; i < n; i++)
+			for (uint64_t i = 0; i < n; i++) {
 				__atomic_store_n(&gens[d][off + i], r->gen, __ATOMIC_RELAXED);
+				zflag[d][off + i] = 0;
+			}
+		if (r->op == 4)
+			for (uint64_t i = 0; i < n; i++)
+				zflag[d][off + i] = 1;
 		tag_set(r, seq, ST_ACC);
 		t->out++;
 		t->nio++;
@@ -193,6 +212,8 @@ issue_reset(struct thr *t, int d)
 			s->off = LD(o->off);
 			s->n = LD(o->n);
 			s->gen = LD(o->gen);
+			for (uint64_t b = 0; b < s->n && b < 4; b++)
+				s->ev[b] = __atomic_load_n(&evc[d][s->off + b], __ATOMIC_ACQUIRE);
 			/* o may have completed meanwhile: re-check tag, drop if changed */
 			if (tag_load(o) != tg || LD(o->disk) != d)
 				r->nsnap--;
@@ -222,6 +243,26 @@ check_reset(struct thr *t, struct req *r)
 			     t->id, t->kind, r->disk, s->op);
 		else if (still)
 			t->xthread_late++;
+		if (s->op == 4) {
+			/* the write-zeroes must have happened: zeroes, or a later write's generation */
+			if (fd < 0)
+				fd = open(paths[r->disk], O_RDONLY);
+			char *buf = xalloc(4096, s->n * bs);
+			if (pread(fd, buf, s->n * bs, (off_t)(s->off * bs)) != (ssize_t)(s->n * bs))
+				FAIL("pread");
+			for (uint64_t b = 0; b < s->n; b++) {
+				uint64_t w0 = *(uint64_t *)(buf + b * bs);
+				uint32_t g = (uint32_t)(w0 & 0xffffffffffffull);
+				if (__atomic_load_n(&evc[r->disk][s->off + b], __ATOMIC_ACQUIRE) != s->ev[b])
+					continue; /* a later write or write-zeroes of the block came after */
+				if (w0 != 0 && g <= s->gen)
+					FAIL("thread %d (kind %d): reset on disk %d done, but write-zeroes of thread %d "
+					     "(block %" PRIu64 ") accepted before it has not happened (gen %u there%s)",
+					     t->id, t->kind, r->disk, s->owner, s->off + b, g,
+					     still ? ", its callback has not run" : "");
+			}
+			free(buf);
+		}
 		if (s->op == 1) {
 			if (fd < 0)
 				fd = open(paths[r->disk], O_RDONLY);
@@ -231,6 +272,8 @@ check_reset(struct thr *t, struct req *r)
 			for (uint64_t b = 0; b < s->n; b++) {
 				uint64_t w0 = *(uint64_t *)(buf + b * bs);
 				uint32_t g = (uint32_t)(w0 & 0xffffffffffffull);
+				if (__atomic_load_n(&evc[r->disk][s->off + b], __ATOMIC_ACQUIRE) != s->ev[b])
+					continue; /* a later write or write-zeroes of the block came after */
 				if ((w0 >> 48) != (uint64_t)r->disk || g < s->gen)
 					FAIL("thread %d (kind %d): reset on disk %d done, but write of thread %d (gen %u, "
 					     "block %" PRIu64 ") accepted before it is not on the disk (found gen %u%s)",
@@ -273,6 +316,8 @@ cb(void *arg, int status)
 				uint64_t w0 = *(uint64_t *)((char *)r->buf + b * bs);
 				uint32_t g = (uint32_t)(w0 & 0xffffffffffffull);
 				uint32_t want = __atomic_load_n(&gens[r->disk][r->off + b], __ATOMIC_RELAXED);
+				if (zflag[r->disk][r->off + b])
+					want = 0;
 				if (want == 0 ? w0 != 0 : verify((char *)r->buf + b * bs, bs, r->disk, r->off + b, g) ||
 								 g != want)
 					FAIL("thread %d: read disk %d block %" PRIu64 " gen %u, expected %u", t->id,
@@ -348,7 +393,7 @@ run(void *arg)
 		epoll_ctl(t->ep, EPOLL_CTL_ADD, aioblk_group_fd(t->g), &ev);
 	}
 	double tend = now_s() + secs, next_lone = now_s() + 0.5;
-	while (now_s() < tend && !adv_failures) {
+	while (now_s() < tend && !FAILED()) {
 		if (now_s() > next_lone) {
 			/* lone reset: drain, then one reset and sleep until it is done */
 			next_lone = now_s() + 0.5 + (double)(xrand(&t->rng) % 500) / 1000;

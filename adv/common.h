@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 static int adv_failures;
+#define FAILED() __atomic_load_n(&adv_failures, __ATOMIC_RELAXED)
 
 #define FAIL(...)                                                                    \
 	do {                                                                         \
