@@ -57,10 +57,30 @@ xrand(uint64_t *s)
 	return x * 2685821657736338717ull;
 }
 
+/* Files made by make_file() are removed at exit, also when a check DIEs. */
+static char *adv_paths[512];
+static int adv_npaths;
+static pid_t adv_owner;
+static void
+adv_cleanup(void)
+{
+	if (getpid() != adv_owner)
+		return;
+	for (int i = 0; i < adv_npaths; i++)
+		if (adv_paths[i])
+			unlink(adv_paths[i]);
+}
+
 /* Make a sparse file of @size bytes at @path. */
 static inline void
 make_file(const char *path, uint64_t size)
 {
+	if (!adv_owner) {
+		adv_owner = getpid();
+		atexit(adv_cleanup);
+	}
+	if (getpid() == adv_owner && adv_npaths < 512)
+		adv_paths[adv_npaths++] = strdup(path);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
 		DIE("make_file %s: %s", path, strerror(errno));
