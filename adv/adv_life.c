@@ -430,6 +430,42 @@ test_fork(struct aioblk_disk **d)
 	free(buf);
 }
 
+static void
+test_wait(struct aioblk_disk **d)
+{
+	for (int efd = 0; efd < 2; efd++) {
+		struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (efd ? AIOBLK_GROUP_EVENTFD : 0),
+					       .queue_depth = 8};
+		struct aioblk_group *g;
+		struct aioblk_channel *c[2];
+		if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, d[0], 4, &c[0]) ||
+		    aioblk_channel_create(g, d[1], 4, &c[1]))
+			DIE("wait setup");
+		double t = now_s();
+		int rc = aioblk_group_wait(g, 50);
+		t = now_s() - t;
+		CHECK(rc == 0 && t >= 0.050, "efd %d: idle wait(50) returned %d after %.1f ms", efd, rc, t * 1e3);
+		int done = 0;
+		char *buf = xalloc(4096, 4096);
+		CHECK(aioblk_write_zeroes(c[1], 0, 1, cb, &done) == 0, "wz");
+		t = now_s();
+		rc = aioblk_group_wait(g, efd ? -1 : 5000);
+		t = now_s() - t;
+		CHECK(rc == 1 && done == 1, "efd %d: wait for a lone write-zeroes: %d (%d done) after %.1f ms", efd, rc,
+		      done, t * 1e3);
+		CHECK(aioblk_read(c[0], buf, 0, 1, cb, &done) == 0, "read");
+		CHECK(aioblk_reset(c[1], cb, &done) == 0, "reset");
+		t = now_s();
+		while (done < 3 && now_s() - t < 5)
+			aioblk_group_wait(g, efd ? -1 : 1000);
+		CHECK(done == 3, "efd %d: read + reset: %d done", efd, done);
+		aioblk_channel_destroy(c[0]);
+		aioblk_channel_destroy(c[1]);
+		aioblk_group_destroy(g);
+		free(buf);
+	}
+}
+
 int
 main(void)
 {
@@ -447,6 +483,7 @@ main(void)
 	test_aio_nr(d, ND);
 	test_depth_exact(d, ND, d[ND]);
 	test_destroy(d, ND);
+	test_wait(d);
 	test_fork(d);
 	for (int i = 0; i <= ND; i++) {
 		CHECK(aioblk_disk_close(d[i]) == 0, "close");

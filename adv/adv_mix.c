@@ -547,6 +547,16 @@ main(int argc, char **argv)
 		}
 		free(buf);
 	}
+	/* per-channel counters stay per channel */
+	for (unsigned i = 0; i < nc; i++) {
+		struct aioblk_channel_stats st;
+		CHECK(aioblk_channel_get_stats(chans[i].ch, &st) == 0, "stats");
+		uint64_t sum = st.reads + st.writes + st.flushes + st.other_ops;
+		if (sum != chans[i].done || st.errors != 0)
+			FAIL("channel %u stats: %" PRIu64 " completed (r %" PRIu64 " w %" PRIu64 " f %" PRIu64 " other %" PRIu64
+			     ") errors %" PRIu64 ", model %" PRIu64, i, sum, st.reads, st.writes, st.flushes, st.other_ops,
+			     st.errors, chans[i].done);
+	}
 	CHECK(aioblk_group_destroy(grp) == -EBUSY, "group destroy with channels not -EBUSY");
 	for (unsigned i = 0; i < nc; i++) {
 		rc = aioblk_channel_destroy(chans[i].ch);
