@@ -117,8 +117,22 @@ main(int argc, char **argv)
 			for (unsigned c = 0; c < NC; c++)
 				for (unsigned k = 0; k < R; k++)
 					rd(c, k);
+			uint64_t calls0[MAXC];
+			for (unsigned c = 0; c < NC; c++) {
+				struct aioblk_channel_stats st;
+				aioblk_channel_get_stats(ch[c], &st);
+				calls0[c] = st.io_submit_calls;
+			}
 			int s = aioblk_group_submit(g);
 			CHECK(s == (int)(NC * R), "submit took %d of %u", s, NC * R);
+			for (unsigned c = 0; c < NC; c++) {
+				struct aioblk_channel_stats st;
+				aioblk_channel_get_stats(ch[c], &st);
+				/* one io_submit per group carried every channel's requests */
+				CHECK(plain || st.io_submit_calls - calls0[c] == 1,
+				      "channel %u: io_submit_calls grew by %" PRIu64 " for one group submit", c,
+				      st.io_submit_calls - calls0[c]);
+			}
 			usleep(20000); /* let the kernel finish them all */
 			unsigned left = NC * R, polls = 0;
 			while (left) {

@@ -261,6 +261,46 @@ test_depth_exact(struct aioblk_disk **d, int nd, struct aioblk_disk *ro)
 	free(buf);
 }
 
+/* Bounce-buffer -EAGAIN must not eat group slots. */
+static void
+test_bounce(struct aioblk_disk *d)
+{
+	if (!aioblk_disk_is_direct(d)) {
+		printf("bounce: disk not direct, skipped\n");
+		return;
+	}
+	const unsigned D = 10;
+	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D};
+	struct aioblk_group *g;
+	struct aioblk_channel *cb2, *plain;
+	struct aioblk_channel_opts co = {.queue_depth = 16, .bounce_buffers = 2, .bounce_buffer_size = 8192};
+	if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create_ext(g, d, &co, &cb2) ||
+	    aioblk_channel_create(g, d, 16, &plain))
+		DIE("bounce setup");
+	uint32_t bs = aioblk_disk_block_size(d);
+	char *buf = xalloc(4096, 64 * bs);
+	int done = 0, acc = 0;
+	for (int round = 0; round < 20; round++) {
+		int before = done;
+		acc = 0;
+		for (int i = 0; i < 2; i++)
+			if (aioblk_read(cb2, buf + 1 + i * 2 * bs, (uint64_t)i, 1, cb, &done) == 0)
+				acc++;
+		CHECK(acc == 2, "bounce reads accepted %d", acc);
+		for (int i = 0; i < 5; i++)
+			CHECK(aioblk_read(cb2, buf + 1 + 8 * bs, 0, 1, cb, &done) == -EAGAIN, "3rd bounce read not -EAGAIN");
+		int more = 0;
+		while (aioblk_read(plain, buf + 32 * bs, 0, 1, cb, &done) == 0 && more < 20)
+			more++;
+		CHECK(acc + more == (int)D, "round %d: %d bounce + %d plain accepted, group depth %u", round, acc, more, D);
+		drain(g, &done, before + acc + more);
+	}
+	aioblk_channel_destroy(cb2);
+	aioblk_channel_destroy(plain);
+	aioblk_group_destroy(g);
+	free(buf);
+}
+
 static void
 test_destroy(struct aioblk_disk **d, int nd)
 {
@@ -484,6 +524,7 @@ main(void)
 	test_depth_exact(d, ND, d[ND]);
 	test_destroy(d, ND);
 	test_wait(d);
+	test_bounce(d[0]);
 	test_fork(d);
 	for (int i = 0; i <= ND; i++) {
 		CHECK(aioblk_disk_close(d[i]) == 0, "close");

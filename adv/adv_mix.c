@@ -427,7 +427,7 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < nd; i++) {
 		struct dsk *D = &disks[i];
 		snprintf(D->path, sizeof(D->path), "%s/adv_mix.%d.%u", tmpdir(), getpid(), i);
-		uint64_t nbytes = (64 + 16 * i) * 4096ull;
+		uint64_t nbytes = (64 + 16 * (i % 16)) * 4096ull;
 		make_file(D->path, nbytes);
 		struct aioblk_disk_opts dop = {.flags = buffered ? AIOBLK_DISK_BUFFERED : 0};
 		rc = aioblk_disk_open(D->path, &dop, &D->d);
