@@ -16,8 +16,9 @@
  * no aioblk_group_submit at all, the poll must hand them to the kernel).
  *
  * usage: adv_mix [-m busy|epoll|cbonly] [-d disks] [-c chans/disk]
- *                [-g group depth] [-q chan depth] [-t seconds] [-x max] [-B]
- *   -x: poll max (0..3; -1 random), -B: buffered disks
+ *                [-g group depth] [-q chan depth] [-t seconds] [-x max] [-B] [-R] [-Z]
+ *   -x: poll max (0..3; -1 random), -B: buffered disks, -R: reads and writes
+ *   only, -Z: write-zeroes and unmaps only (library threads)
  */
 #include "common.h"
 #include <sys/epoll.h>
@@ -77,6 +78,7 @@ static uint64_t poll_over_max;
 static unsigned deficit;
 static bool stopping;
 static bool rwonly; /* -R: reads and writes only */
+static bool offonly; /* -Z: write-zeroes and unmaps only */
 
 static struct req *
 req_get(void)
@@ -144,6 +146,8 @@ issue(int from_cb, int want_op)
 		op = OP_WZ;
 	if (rwonly && want_op < 0)
 		op = p < 50 ? OP_READ : OP_WRITE;
+	if (offonly && want_op < 0) /* only what runs on library threads */
+		op = p < 50 || !D->unmap ? OP_WZ : OP_UNMAP;
 	memset(r, 0, sizeof(*r) - 0);
 	r->op = op;
 	r->ch = ci;
@@ -399,7 +403,7 @@ main(int argc, char **argv)
 	double secs = 10;
 	bool buffered = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "m:d:c:g:q:t:x:BR")) != -1) {
+	while ((opt = getopt(argc, argv, "m:d:c:g:q:t:x:BRZ")) != -1) {
 		switch (opt) {
 		case 'm': mode = !strcmp(optarg, "busy") ? 0 : !strcmp(optarg, "epoll") ? 1 : 2; break;
 		case 'd': nd = (unsigned)atoi(optarg); break;
@@ -410,6 +414,7 @@ main(int argc, char **argv)
 		case 'x': pmax = atoi(optarg); break;
 		case 'B': buffered = true; break;
 		case 'R': rwonly = true; break;
+		case 'Z': offonly = true; break;
 		default: return 2;
 		}
 	}
