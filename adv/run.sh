@@ -45,5 +45,6 @@ if [ "${ADV_SKIP_KNOWN:-0}" != 1 ]; then
 fi
 run "disks (odd disks, saturated loop)" adv/adv_disks.sh "$B" "$T"
 run "qlimit across threads" adv/adv_qlimit.sh "$B" "$T"
+run "nowait refusal mid-batch" adv/adv_nowait.sh "$B"
 [ $fails -eq 0 ] || { echo "$fails program(s) failed"; exit 1; }
 echo "all passed"
