@@ -434,7 +434,14 @@ child(void)
 static void
 test_fork(struct aioblk_disk **d)
 {
-#ifdef __SANITIZE_THREAD__
+#if defined(__SANITIZE_THREAD__)
+#define ADV_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ADV_TSAN 1
+#endif
+#endif
+#ifdef ADV_TSAN
 	printf("fork: skipped under TSan (no threads after a multi-threaded fork)\n");
 	return;
 #endif

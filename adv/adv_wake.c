@@ -93,7 +93,7 @@ main(void)
 		if (aioblk_reset(c, a_cb, NULL))
 			DIE("reset");
 		aioblk_group_poll(g, 0);
-		int wakes = 0, polls_run = 0;
+		int wakes = 0;
 		double dl = now_s() + 5;
 		while (!a_done && now_s() < dl) {
 			if (efd) {
@@ -104,7 +104,7 @@ main(void)
 					break;
 				}
 				wakes++;
-				polls_run += aioblk_group_poll(g, 0);
+				aioblk_group_poll(g, 0);
 			} else {
 				int r = aioblk_group_wait(g, -1);
 				if (r < 0)
