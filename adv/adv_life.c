@@ -468,6 +468,9 @@ test_fork(struct aioblk_disk **d)
 		}
 		int st;
 		waitpid(pid, &st, 0);
+		char cp[256]; /* the child's file, also when it died */
+		snprintf(cp, sizeof(cp), "%s/adv_life.child.%d", tmpdir(), (int)pid);
+		unlink(cp);
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork %d: child %s %d", f,
 		      WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	}
