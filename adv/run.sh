@@ -36,6 +36,8 @@ run "mix buffered" $P/adv_mix -B -t "$T"
 run "reset_mt 4 threads" $P/adv_reset_mt -t "$T"
 run "reset_mt 8 threads tiny depths" $P/adv_reset_mt -n 8 -d 4 -g 8 -q 4 -t "$T"
 run "wake" $P/adv_wake
+run "handoff between threads" $P/adv_handoff 200
+run "three groups, one thread, one disk" $P/adv_twogroups
 run "life" $P/adv_life
 run "shrink" $P/adv_shrink
 run "idle polls: no system call" adv/adv_idle.sh "$B"
