@@ -10,7 +10,10 @@
  * eventfd and a plain group:
  *  A: limit small requests in the device, one more waiting, then file reads;
  *  B: one small device request, then one larger than the whole queue
- *     (split into more requests than nr_requests), then file reads.
+ *     (split into more requests than nr_requests), then file reads;
+ *  C: 5 x limit reads (most held back in the channel), then resets on the
+ *     same channel and on a channel of another (shared eventfd) group: both
+ *     finish only after every read.
  * usage: adv_hol DEVICE DELAY_MS
  */
 #include "common.h"
@@ -33,6 +36,18 @@ cb_file(void *arg, int status)
 	CHECK(status == 0, "file status %d", status);
 	done_file++;
 	t_last_file = now_s() - t0;
+}
+
+struct rflag {
+	int *flag, *at;
+};
+static void
+reset_cb(void *arg, int status)
+{
+	struct rflag *f = arg;
+	CHECK(status == 0, "reset %d", status);
+	*f->flag = 1;
+	*f->at = done_dev;
 }
 
 int
@@ -121,6 +136,42 @@ main(int argc, char **argv)
 			aioblk_channel_destroy(cf);
 			aioblk_group_destroy(g);
 		}
+	}
+	/* C: requests held back by the queue limit (accepted, not yet in the kernel) delay a reset:
+	 * 5 x limit reads, then a reset on the same channel and one from another group's channel */
+	for (int kind = 0; kind < 2; kind++) {
+		struct aioblk_group_opts go = {.flags = kind == 0 ? AIOBLK_GROUP_SHARED_CONTEXT : 0};
+		struct aioblk_group_opts go2 = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD};
+		struct aioblk_group *g, *g2;
+		struct aioblk_channel *cd, *cd2;
+		if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, dev, 64, &cd) ||
+		    aioblk_group_create_ext(&go2, &g2) || aioblk_channel_create(g2, dev, 4, &cd2))
+			DIE("setup C");
+		done_dev = 0;
+		int n = (int)lim * 5;
+		for (int i = 0; i < n; i++)
+			if ((rc = aioblk_read(cd, small + (i % 32) * 4096, (uint64_t)i * 8, 1, cb_dev, NULL)))
+				DIE("read %d", rc);
+		aioblk_group_submit(g);
+		int r1 = 0, r2 = 0;
+		int at1 = -1, at2 = -1;
+		struct rflag f1 = {&r1, &at1}, f2 = {&r2, &at2};
+		if (aioblk_reset(cd, reset_cb, &f1) || aioblk_reset(cd2, reset_cb, &f2))
+			DIE("reset");
+		double dl = now_s() + 30 * delay * n + 10;
+		while ((!r1 || !r2 || done_dev < n) && now_s() < dl) {
+			aioblk_group_poll(g, 0);
+			aioblk_group_poll(g2, 0);
+		}
+		printf("case C (%s): %d reads behind a queue of %u; resets done after %d (same group) and %d (shared "
+		       "eventfd group) of them\n", kind ? "plain" : "shared", n, lim, at1, at2);
+		CHECK(r1 && r2 && done_dev == n, "case C: resets %d %d, reads %d of %d", r1, r2, done_dev, n);
+		CHECK(at1 == n && at2 == n, "case C (%s): a reset finished after only %d / %d of %d reads accepted before it",
+		      kind ? "plain" : "shared", at1, at2, n);
+		aioblk_channel_destroy(cd);
+		aioblk_channel_destroy(cd2);
+		aioblk_group_destroy(g);
+		aioblk_group_destroy(g2);
 	}
 	aioblk_disk_close(dev);
 	aioblk_disk_close(file);
