@@ -125,6 +125,8 @@ test_aio_nr(struct aioblk_disk **d, int nd)
 	}
 }
 
+static void drain(struct aioblk_group *g, int *counter, int want);
+
 static void
 test_inputs(void)
 {
@@ -181,6 +183,33 @@ test_inputs(void)
 	rc = aioblk_group_create(1u << 7, &g);
 	CHECK(rc == -EINVAL, "create unknown flags: %d", rc);
 	CHECK(aioblk_group_destroy(NULL) == -EINVAL, "destroy NULL");
+	/* the default depth (256) is enforced across channels, also through aioblk_group_create() */
+	for (int via_create = 0; via_create < 2; via_create++) {
+		char p[256];
+		snprintf(p, sizeof(p), "%s/adv_life.def.%d", tmpdir(), getpid());
+		make_file(p, 1 << 20);
+		struct aioblk_disk *dd;
+		struct aioblk_channel *c3[3];
+		struct aioblk_group_opts o = {.flags = AIOBLK_GROUP_SHARED_CONTEXT};
+		if (aioblk_disk_open(p, NULL, &dd))
+			DIE("open");
+		rc = via_create ? aioblk_group_create(AIOBLK_GROUP_SHARED_CONTEXT, &g) : aioblk_group_create_ext(&o, &g);
+		if (rc)
+			DIE("default group %d", rc);
+		for (int i = 0; i < 3; i++)
+			if (aioblk_channel_create(g, dd, 128, &c3[i]))
+				DIE("chan");
+		int acc = 0, done = 0;
+		while (acc < 400 && aioblk_flush(c3[acc % 3], cb, &done) == 0)
+			acc++;
+		CHECK(acc == 256, "default depth (%s): %d accepted, want 256", via_create ? "create" : "create_ext", acc);
+		drain(g, &done, acc);
+		for (int i = 0; i < 3; i++)
+			aioblk_channel_destroy(c3[i]);
+		aioblk_group_destroy(g);
+		aioblk_disk_close(dd);
+		unlink(p);
+	}
 	CHECK(aioblk_group_poll(NULL, 0) == -EINVAL, "poll NULL");
 	CHECK(aioblk_group_submit(NULL) == -EINVAL, "submit NULL");
 }
