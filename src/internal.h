@@ -341,6 +341,26 @@ req_fifo_push(struct aioblk_req **head, struct aioblk_req **tail, struct aioblk_
 }
 
 /*
+ * The most bytes one iocb may carry on a device whose queue is limited:
+ * what an idle queue takes whole (0: no cap). A larger transfer would make
+ * io_submit sleep for device requests that cannot all be free at once, so
+ * it goes in pieces of this size, continued like a short transfer.
+ */
+static inline uint64_t
+disk_iocb_cap(const struct aioblk_disk *disk)
+{
+	unsigned limit = atomic_load_explicit(&disk->queue_limit, memory_order_relaxed);
+	uint32_t max = atomic_load_explicit(&disk->max_request, memory_order_relaxed);
+	uint64_t cap, align = disk->buf_align > disk->len_align ? disk->buf_align : disk->len_align;
+
+	if (likely(!limit) || !max)
+		return 0;
+	cap = (uint64_t)limit * max;
+	cap -= cap % align;
+	return cap ? cap : align;
+}
+
+/*
  * Functions shared between the files. They are hidden in the shared
  * library (-fvisibility=hidden) and made local in the static one
  * (src/meson.build), so they need no name space of their own.

@@ -14,11 +14,15 @@ static unsigned
 iocb_tags(const struct aioblk_disk *disk, const struct aioblk_req *req)
 {
 	uint32_t max = atomic_load_explicit(&disk->max_request, memory_order_relaxed);
-	uint64_t n;
+	uint64_t cap = disk_iocb_cap(disk), left, n;
 
 	if (!max || req->op == OP_FLUSH || req->len <= req->done)
 		return 1;
-	n = (req->len - req->done + max - 1) / max;
+	/* The iocb carries at most cap bytes of what is left (request.c). */
+	left = req->len - req->done;
+	if (cap && left > cap)
+		left = cap;
+	n = (left + max - 1) / max;
 	return n > UINT16_MAX ? UINT16_MAX : (unsigned)n;
 }
 

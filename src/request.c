@@ -23,18 +23,27 @@ copy_to_iov(const struct iovec *iov, int iovcnt, const void *src)
 	}
 }
 
-/* Fill the iocb for what is left of a read or write (all of it, or the rest of a short transfer). */
+/*
+ * Fill the iocb for what is left of a read or write (all of it, or the rest
+ * of a short transfer), at most @cap bytes of it (0: no cap) where the
+ * device's queue could not take it whole: the rest follows like the rest of
+ * a short transfer.
+ */
 static void
 prep_rw(struct aioblk_channel *ch, struct aioblk_req *req)
 {
 	struct iocb *iocb = &req->iocb;
 	int fd = ch->disk->fd;
 	uint64_t pos = req->offset + req->done;
+	uint64_t cap = disk_iocb_cap(ch->disk);
 	size_t left = req->len - req->done;
 	bool rd = req->op == OP_READ;
 	const struct iovec *iov = req->iov;
 	int iovcnt = req->iovcnt;
 	uint64_t skip = req->done;
+
+	if (unlikely(cap && left > cap))
+		left = (size_t)cap;
 
 	if (req->bounce) {
 		char *buf = (char *)req->bounce + req->done;
@@ -57,7 +66,21 @@ prep_rw(struct aioblk_channel *ch, struct aioblk_req *req)
 			char *buf = (char *)iov->iov_base + skip;
 			size_t n = iov->iov_len - skip;
 
+			if (n > left)
+				n = left;
 			rd ? io_prep_pread(iocb, fd, buf, n, pos) : io_prep_pwrite(iocb, fd, buf, n, pos);
+		} else if (unlikely(left < req->len - req->done)) {
+			/* Capped: the whole iovecs that fit, or the first part of the first one. */
+			size_t sum = 0;
+			int k = 0;
+
+			while (k < iovcnt && sum + iov[k].iov_len <= left)
+				sum += iov[k++].iov_len;
+			if (k == 0)
+				rd ? io_prep_pread(iocb, fd, iov->iov_base, left, pos) :
+				     io_prep_pwrite(iocb, fd, iov->iov_base, left, pos);
+			else
+				rd ? io_prep_preadv(iocb, fd, iov, k, pos) : io_prep_pwritev(iocb, fd, iov, k, pos);
 		} else {
 			rd ? io_prep_preadv(iocb, fd, iov, iovcnt, pos) : io_prep_pwritev(iocb, fd, iov, iovcnt, pos);
 		}

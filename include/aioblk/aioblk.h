@@ -235,7 +235,10 @@ bool aioblk_disk_is_readonly(const struct aioblk_disk *disk);
  * in every thread; with several (NVMe: one per CPU or so) it applies to
  * each channel alone, since a thread submits to the queue of the CPU it
  * runs on. A request larger than the queue's max_sectors_kb counts as the
- * requests the kernel splits it into. Requests over the limit stay queued in
+ * requests the kernel splits it into; one larger than the whole queue
+ * (limit x max_sectors_kb) goes to the kernel in pieces that an idle queue
+ * takes whole, one after the other, and completes once. Requests over the
+ * limit stay queued in
  * their channel and go to the kernel as completions make room (a later
  * poll; an eventfd group is woken when another thread's completion makes
  * room). Regular files, buffered block devices and devices without request
@@ -407,8 +410,13 @@ int aioblk_group_destroy(struct aioblk_group *group);
  * @param group the group.
  * @param max_completions stop after this many callbacks; 0: no limit. The
  *        next poll then starts at the channel after the one this one
- *        stopped in, so that no channel starves. In eventfd mode the fd is
- *        made readable again when completions remain.
+ *        stopped in, so that no channel starves. In a shared group the
+ *        completions of the one ring run in the order the kernel finished
+ *        them, whatever their channel (fair per request: a channel with
+ *        more in flight gets more of each poll), and the rotation applies
+ *        to the channels' other work (resets, requests finished without
+ *        the kernel). In eventfd mode the fd is made readable again when
+ *        completions remain.
  * @return the number of callbacks run; -EINVAL for NULL; -EBUSY from a
  *         callback of the group.
  */

@@ -36,6 +36,20 @@
 static atomic_long submit_calls, slow_calls, max_submit_ns;
 static atomic_int fault_every; /* every Nth call returns -EAGAIN, every (N+1)th takes one iocb */
 static atomic_long first_nr;   /* iocbs offered by the first call since it was reset to -1 */
+static atomic_long max_iocb;   /* the most bytes one offered iocb carried */
+
+static long
+iocb_bytes(const struct iocb *io)
+{
+	const struct iovec *iov = io->u.c.buf;
+	long n = 0;
+
+	if (io->aio_lio_opcode != IO_CMD_PREADV && io->aio_lio_opcode != IO_CMD_PWRITEV)
+		return (long)io->u.c.nbytes;
+	for (unsigned long i = 0; i < io->u.c.nbytes; i++)
+		n += (long)iov[i].iov_len;
+	return n;
+}
 
 int __real_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
 int __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
@@ -50,6 +64,12 @@ __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs)
 
 	prev = -1;
 	atomic_compare_exchange_strong(&first_nr, &prev, nr);
+	for (long i = 0; i < nr; i++) {
+		long b = iocb_bytes(iocbs[i]), m = atomic_load(&max_iocb);
+
+		while (b > m && !atomic_compare_exchange_weak(&max_iocb, &m, b))
+			;
+	}
 	if (every && call % every == 0)
 		return -EAGAIN;
 	if (every && call % (every + 1) == 0)
@@ -461,13 +481,79 @@ test_shared_batch_holds_back_one_disk(void **state)
 	set_nr_requests(nr_saved);
 }
 
+/*
+ * A request larger than the whole queue (4 requests of 64 KiB) goes in
+ * pieces an idle queue takes whole, so that io_submit need not sleep for
+ * device requests that cannot all be free: a 1 MiB write from one buffer
+ * and one from three iovecs (one of them larger than the cap), then reads
+ * the same ways; every iocb carries at most 256 KiB, the data is right.
+ */
+static void
+test_request_larger_than_queue(void **state)
+{
+	char max_path[128];
+	long long max_saved;
+	struct aioblk_disk *disk;
+	struct aioblk_group *g;
+	struct aioblk_channel *ch;
+	const size_t mib = 1u << 20;
+	char *w = tc_alloc(4096, 2 * mib), *r = tc_alloc(4096, 2 * mib);
+	struct tc_result wres = { 0, 0 }, rres = { 0, 0 };
+	struct iovec wv[3], rv[3];
+	uint32_t bs;
+
+	(void)state;
+	make_device();
+	snprintf(max_path, sizeof(max_path), "/sys/block/%s/queue/max_sectors_kb", strrchr(dev, '/') + 1);
+	max_saved = feat_sysfs_ll(dev, "queue/max_sectors_kb");
+	assert_true(max_saved > 0);
+	assert_int_equal(tc_sh("echo 64 > %s", max_path), 0);
+	set_nr_requests(4);
+	disk = open_dev(0);
+	tc_sh("echo %lld > %s", max_saved, max_path); /* read at open: put back at once */
+	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	bs = aioblk_disk_block_size(disk);
+	assert_int_equal(tc_group_create(0, &g), 0);
+	assert_int_equal(aioblk_channel_create(g, disk, 8, &ch), 0);
+	tc_fill(w, 2 * mib, 91);
+	atomic_store(&max_iocb, 0);
+	assert_int_equal(tc_sync_write(g, ch, w, 0, mib / bs), 0);
+	wv[0] = (struct iovec){ w + mib, 384 * 1024 };
+	wv[1] = (struct iovec){ w + mib + 384 * 1024, 512 * 1024 };
+	wv[2] = (struct iovec){ w + mib + 896 * 1024, 128 * 1024 };
+	assert_int_equal(aioblk_writev(ch, wv, 3, mib / bs, mib / bs, tc_cb, &wres), 0);
+	assert_int_equal(tc_wait_count(g, &wres, 1, 20000), 0);
+	assert_int_equal(wres.status, 0);
+	memset(r, 0, 2 * mib);
+	assert_int_equal(tc_sync_read(g, ch, r, 0, mib / bs), 0);
+	rv[0] = (struct iovec){ r + mib, 128 * 1024 };
+	rv[1] = (struct iovec){ r + mib + 128 * 1024, 640 * 1024 };
+	rv[2] = (struct iovec){ r + mib + 768 * 1024, 256 * 1024 };
+	assert_int_equal(aioblk_readv(ch, rv, 3, mib / bs, mib / bs, tc_cb, &rres), 0);
+	assert_int_equal(tc_wait_count(g, &rres, 1, 20000), 0);
+	assert_int_equal(rres.status, 0);
+	assert_memory_equal(r, w, 2 * mib);
+	print_message("the largest iocb: %ld KiB\n", atomic_load(&max_iocb) / 1024);
+	assert_true(atomic_load(&max_iocb) <= 4 * 64 * 1024);
+	assert_int_equal(aioblk_channel_destroy(ch), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	set_nr_requests(nr_saved);
+	free(w);
+	free(r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_limit_detected),      cmocka_unit_test(test_one_thread),
-		cmocka_unit_test(test_two_threads_eventfd), cmocka_unit_test(test_rescan_resized_queue),
-		cmocka_unit_test(test_faults_with_limit),   cmocka_unit_test(test_shared_batch_holds_back_one_disk),
+		cmocka_unit_test(test_limit_detected),
+		cmocka_unit_test(test_one_thread),
+		cmocka_unit_test(test_two_threads_eventfd),
+		cmocka_unit_test(test_rescan_resized_queue),
+		cmocka_unit_test(test_faults_with_limit),
+		cmocka_unit_test(test_shared_batch_holds_back_one_disk),
+		cmocka_unit_test(test_request_larger_than_queue),
 	};
 
 	return tc_run_group(tests, NULL, NULL);
