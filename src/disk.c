@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -291,12 +292,21 @@ read_queue_attr(const struct aioblk_disk *disk, const char *attr, unsigned long 
 static void
 read_queue_size(struct aioblk_disk *disk)
 {
-	unsigned long long nr = 0, max_kb = 0;
+	unsigned long long nr = 0, max_kb = 0, segs = 0;
+	long page = sysconf(_SC_PAGESIZE);
 
 	if (read_queue_attr(disk, "queue/nr_requests", &nr) < 0)
 		nr = 0;
 	if (nr && (read_queue_attr(disk, "queue/max_sectors_kb", &max_kb) < 0 || max_kb >= UINT32_MAX / 1024))
 		max_kb = 0;
+	/*
+	 * A request also ends at max_segments pieces of memory, and the pages
+	 * of a user buffer need not be contiguous: count a page a segment
+	 * (loop: 128 of them, 512 KiB, where max_sectors_kb says 1280).
+	 */
+	if (max_kb && page > 0 && read_queue_attr(disk, "queue/max_segments", &segs) == 0 && segs &&
+	    segs * (unsigned long long)page / 1024 < max_kb)
+		max_kb = segs * (unsigned long long)page / 1024;
 	atomic_store(&disk->max_request, (uint32_t)(max_kb * 1024));
 	/* Stored last: a submitter that sees the limit sees how to count against it. */
 	atomic_store(&disk->queue_limit, nr > 65536 ? 65536u : (unsigned)nr);
