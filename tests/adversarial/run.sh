@@ -1,16 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
 # Build and run the adversarial programs against one build of the library.
-# usage: adv/run.sh [BUILD_DIR] [seconds per program]
+# usage: tests/adversarial/run.sh [BUILD_DIR] [seconds per program]
 #   BUILD_DIR: build (ASan/UBSan, default) or build-tsan (TSan)
 # Exit 0 when every program passed or skipped, 1 otherwise. Programs that
-# need root or tools skip (77) without them. ADV_SKIP_KNOWN=1 leaves out the
-# checks that fail today (see adv/README.md).
+# need root or tools skip (77) without them. ADV_SKIP_KNOWN=1 leaves out
+# adv_fair and adv_hol (see tests/adversarial/README.md).
 set -u
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
 B=${1:-build}
 T=${2:-4}
-make -s -C adv BUILD="$B" || exit 1
+make -s -C tests/adversarial BUILD="$B" || exit 1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 P=$B/adv
 fails=0
@@ -40,13 +40,13 @@ run "handoff between threads" $P/adv_handoff 200
 run "three groups, one thread, one disk" $P/adv_twogroups
 run "life" $P/adv_life
 run "shrink" $P/adv_shrink
-run "idle polls: no system call" adv/adv_idle.sh "$B"
+run "idle polls: no system call" tests/adversarial/adv_idle.sh "$B"
 if [ "${ADV_SKIP_KNOWN:-0}" != 1 ]; then
 	run "fair (poll max rotation)" $P/adv_fair -t 1
-	run "hol (slow device, small queue)" adv/adv_hol.sh "$B" 40
+	run "hol (slow device, small queue)" tests/adversarial/adv_hol.sh "$B" 40
 fi
-run "disks (odd disks, saturated loop)" adv/adv_disks.sh "$B" "$T"
-run "qlimit across threads" adv/adv_qlimit.sh "$B" "$T"
-run "nowait refusal mid-batch" adv/adv_nowait.sh "$B"
+run "disks (odd disks, saturated loop)" tests/adversarial/adv_disks.sh "$B" "$T"
+run "qlimit across threads" tests/adversarial/adv_qlimit.sh "$B" "$T"
+run "nowait refusal mid-batch" tests/adversarial/adv_nowait.sh "$B"
 [ $fails -eq 0 ] || { echo "$fails program(s) failed"; exit 1; }
 echo "all passed"

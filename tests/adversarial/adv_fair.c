@@ -4,10 +4,11 @@
  * SHARED_CONTEXT eventfd group, in a reactor that polls only when the fd is
  * readable (epoll):
  * 1. burst: every channel has R completions ready; polls of max m must
- *    return exactly min(m, left); with max 1 they must visit channels
- *    round-robin ("the next poll starts at the channel after the one this
- *    one stopped in": no channel served twice before every other ready
- *    channel was served once),
+ *    return exactly min(m, left); with max 1 a plain group (-P) must visit
+ *    channels round-robin ("the next poll starts at the channel after the
+ *    one this one stopped in": no channel served twice before every other
+ *    ready channel was served once; a shared group runs its ring in
+ *    completion order, fair per request, as the header says),
  *    and the fd must be readable again after each poll that stopped at max.
  * 2. steady: every callback reissues on its channel (from the callback, no
  *    aioblk_group_submit): no channel may starve, no wake-up may be lost.
@@ -151,9 +152,13 @@ main(int argc, char **argv)
 					break;
 				left -= (unsigned)n;
 			}
-			/* round robin: in every window of NC callbacks while all channels had work, distinct */
+			/*
+			 * round robin: in every window of NC callbacks while all channels had work, distinct.
+			 * A plain group's promise; a shared group's one ring runs in completion order,
+			 * fair per request (the header, aioblk_group_poll): the steady and skewed checks.
+			 */
 			unsigned full = NC * (R - 1) + 1; /* positions where every channel still had one */
-			for (unsigned i = 0; m == 1 && i + NC <= (unsigned)norder && i < full; i += NC) {
+			for (unsigned i = 0; plain && m == 1 && i + NC <= (unsigned)norder && i < full; i += NC) {
 				uint8_t seen[MAXC] = {0};
 				for (unsigned j = i; j < i + NC; j++) {
 					if (seen[order[j]]++) {
