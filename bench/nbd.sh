@@ -7,17 +7,21 @@
 # per-round ratios to the file plugin.
 #
 # Usage: bench/nbd.sh [--device DEV] [--runtime S] [--rounds N] [--plugin SO]
-#                     [--cases LIST] [--out DIR] [--strace] [--perf]
+#                     [--cases LIST] [--threads N] [--out DIR] [--strace] [--perf]
 # --device: default /dev/zram0 (root; sized 1G and filled with random data
 #   only when its disksize reads 0, else used as it is).
-# --cases: a subset of "file file-random aioblk aioblk-eventfd aioblk-poll"
-#   (the default; aioblk is the default, wait=auto).
+# --cases: a subset of "file file-random aioblk aioblk-eventfd aioblk-poll
+#   aioblk-buffered" (the default: all but aioblk-buffered; aioblk is the
+#   plugin's defaults, wait=auto).
+# --threads: nbdkit -t N (worker threads per connection) for every case;
+#   default nbdkit's own (16).
 # --strace: after the timed rounds, one run of each case under strace -c -f
 #   on the server (system calls per request; slows it down, not timed).
 # --perf: after the timed rounds, one run of each case with the server's CPU
 #   time per request (/proc/PID/stat), its system calls per request (perf
-#   stat on the syscall tracepoints: unlike strace, it does not slow the
-#   server down) and, under perf record -g, where its CPU time goes.
+#   stat on the syscall tracepoints, all of them and the main ones: unlike
+#   strace, it does not slow the server down), its context switches per
+#   request and, under perf record -g, where its CPU time goes.
 # Run it under flock /tmp/aioblk-bench.lock on a shared machine.
 set -euo pipefail
 
@@ -29,6 +33,7 @@ rounds=3
 plugin=""
 cases="file file-random aioblk aioblk-eventfd aioblk-poll"
 out=""
+threads=""
 do_strace=false
 do_perf=false
 
@@ -39,10 +44,11 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--plugin) plugin=$2; shift 2 ;;
 	--cases) cases=$2; shift 2 ;;
+	--threads) threads=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--strace) do_strace=true; shift ;;
 	--perf) do_perf=true; shift ;;
-	-h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "nbd.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -72,6 +78,10 @@ fi
 [ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/aioblk-nbd.XXXXXX")
 mkdir -p "$out"
 
+# nbdkit's own options, the same for every case.
+nbdkit_opts=""
+[ -z "$threads" ] || nbdkit_opts="-t $threads"
+
 server_args() {
 	case $1 in
 	file) echo "file file=$device" ;;
@@ -79,6 +89,7 @@ server_args() {
 	aioblk) echo "$plugin file=$device" ;;
 	aioblk-eventfd) echo "$plugin file=$device wait=eventfd" ;;
 	aioblk-poll) echo "$plugin file=$device wait=poll" ;;
+	aioblk-buffered) echo "$plugin file=$device buffered=true" ;;
 	*) echo "nbd.sh: unknown case $1" >&2; exit 2 ;;
 	esac
 }
@@ -91,7 +102,7 @@ fio_cmd+=" --time_based --runtime=$runtime --norandommap --randrepeat=0 --group_
 	echo "kernel: $(uname -r), $(nproc) CPUs, $(nbdkit --version), $(fio --version)"
 	echo "device: $device"
 	echo "client: $fio_cmd"
-	for c in $cases; do echo "server $c: nbdkit -U - $(server_args "$c")"; done
+	for c in $cases; do echo "server $c: nbdkit -U -${nbdkit_opts:+ $nbdkit_opts} $(server_args "$c")"; done
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/machine.txt" >&2
 
@@ -109,7 +120,7 @@ run_case() {
 	blockdev --flushbufs "$device" 2>/dev/null || true
 	rm -f "$out/server.pid"
 	# shellcheck disable=SC2046 # the server's arguments split on purpose
-	nbdkit -U - -P "$out/server.pid" $(server_args "$c") --run "$cmd" >"$out/$c.$r.err" 2>&1 ||
+	nbdkit -U - $nbdkit_opts -P "$out/server.pid" $(server_args "$c") --run "$cmd" >"$out/$c.$r.err" 2>&1 ||
 		{ cat "$out/$c.$r.err" >&2; exit 1; }
 }
 
@@ -152,7 +163,7 @@ if $do_strace; then
 	command -v strace >/dev/null || { echo "nbd.sh: strace is missing" >&2; exit 1; }
 	for c in $cases; do
 		# shellcheck disable=SC2046
-		nbdkit -f -U "$out/strace.sock" $(server_args "$c") &
+		nbdkit -f -U "$out/strace.sock" $nbdkit_opts $(server_args "$c") &
 		srv=$!
 		for _ in $(seq 50); do [ -S "$out/strace.sock" ] && break; sleep 0.1; done
 		timeout $((runtime + 5)) strace -c -f -q -p "$srv" -o "$out/strace.$c.txt" &
@@ -186,12 +197,12 @@ cpu_us() {
 
 if $do_perf; then
 	command -v perf >/dev/null || { echo "nbd.sh: perf is missing" >&2; exit 1; }
-	perf_events=""
+	perf_events="raw_syscalls:sys_enter,context-switches"
 	for e in read io_submit poll pread64 sendto futex; do perf_events+="${perf_events:+,}syscalls:sys_enter_$e"; done
 	for c in $cases; do
 		rm -f "$out/perf.sock"
 		# shellcheck disable=SC2046
-		nbdkit -f -U "$out/perf.sock" $(server_args "$c") &
+		nbdkit -f -U "$out/perf.sock" $nbdkit_opts $(server_args "$c") &
 		srv=$!
 		for _ in $(seq 50); do [ -S "$out/perf.sock" ] && break; sleep 0.1; done
 		blockdev --flushbufs "$device" 2>/dev/null || true
@@ -208,8 +219,10 @@ if $do_perf; then
 		kill "$srv"; wait "$srv" 2>/dev/null || true
 		n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["total_ios"])' "$out/perf.$c.json")
 		echo "== $c: server CPU $(python3 -c "print(f'{($t1 - $t0) / $n:.2f}')") us per request ($n requests); shares of its CPU (perf, with children):"
-		awk -F, -v n="$n" '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "  %s %.2f", $3, $1 / n }
-			END { print "  (system calls per request)" }' "$out/perf.$c.stat"
+		awk -F, -v n="$n" '$3 == "raw_syscalls:sys_enter" { printf "  all %.2f", $1 / n }
+			$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "  %s %.2f", $3, $1 / n }
+			$3 == "context-switches" { cs = $1 / n }
+			END { printf "  (system calls per request); %.2f context switches per request\n", cs }' "$out/perf.$c.stat"
 		perf report -i "$out/perf.$c.data" --children --sort sym -g none 2>/dev/null |
 			grep -E '\] (__x64_sys_[a-z0-9_]+|schedule|zram_submit_bio|aionbd_p(read|write)|aioblk_[a-z_]+)$' |
 			awk '$1 + 0 >= 0.5 { printf "  %-28s %s\n", $NF, $1 }' | head -12
