@@ -7,7 +7,8 @@
 # per-round ratios to the file plugin.
 #
 # Usage: bench/nbd.sh [--device DEV] [--runtime S] [--rounds N] [--plugin SO]
-#                     [--cases LIST] [--threads N] [--out DIR] [--strace] [--perf]
+#                     [--cases LIST] [--threads N] [--baseline SO] [--out DIR]
+#                     [--strace] [--perf]
 # --device: default /dev/zram0 (root; sized 1G and filled with random data
 #   only when its disksize reads 0, else used as it is).
 # --cases: a subset of "file file-random aioblk aioblk-eventfd aioblk-poll
@@ -15,6 +16,8 @@
 #   plugin's defaults, wait=auto).
 # --threads: nbdkit -t N (worker threads per connection) for every case;
 #   default nbdkit's own (16).
+# --baseline: another build of the plugin (before a change), served with its
+#   defaults as the case aioblk-baseline (add it to --cases).
 # --strace: after the timed rounds, one run of each case under strace -c -f
 #   on the server (system calls per request; slows it down, not timed).
 # --perf: after the timed rounds, one run of each case with the server's CPU
@@ -34,6 +37,7 @@ plugin=""
 cases="file file-random aioblk aioblk-eventfd aioblk-poll"
 out=""
 threads=""
+baseline=""
 do_strace=false
 do_perf=false
 
@@ -45,10 +49,11 @@ while [ $# -gt 0 ]; do
 	--plugin) plugin=$2; shift 2 ;;
 	--cases) cases=$2; shift 2 ;;
 	--threads) threads=$2; shift 2 ;;
+	--baseline) baseline=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--strace) do_strace=true; shift ;;
 	--perf) do_perf=true; shift ;;
-	-h | --help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "nbd.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -90,6 +95,8 @@ server_args() {
 	aioblk-eventfd) echo "$plugin file=$device wait=eventfd" ;;
 	aioblk-poll) echo "$plugin file=$device wait=poll" ;;
 	aioblk-buffered) echo "$plugin file=$device buffered=true" ;;
+	aioblk-baseline) [ -n "$baseline" ] || { echo "nbd.sh: aioblk-baseline needs --baseline" >&2; exit 2; }
+		echo "$baseline file=$device" ;;
 	*) echo "nbd.sh: unknown case $1" >&2; exit 2 ;;
 	esac
 }
