@@ -11,9 +11,10 @@
 #                     [--strace] [--perf]
 # --device: default /dev/zram0 (root; sized 1G and filled with random data
 #   only when its disksize reads 0, else used as it is).
-# --cases: a subset of "file file-random aioblk aioblk-eventfd aioblk-poll
-#   aioblk-buffered" (the default: all but aioblk-buffered; aioblk is the
-#   plugin's defaults, wait=auto).
+# --cases: a subset of "file file-random file-nocache aioblk aioblk-eventfd
+#   aioblk-poll aioblk-buffered" (the default: file file-random aioblk
+#   aioblk-eventfd aioblk-poll; aioblk is the plugin's defaults, wait=auto;
+#   file-nocache is the file plugin with cache=none).
 # --threads: nbdkit -t N (worker threads per connection) for every case;
 #   default nbdkit's own (16).
 # --baseline: another build of the plugin (before a change), served with its
@@ -53,7 +54,7 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--strace) do_strace=true; shift ;;
 	--perf) do_perf=true; shift ;;
-	-h | --help) sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "nbd.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -91,6 +92,7 @@ server_args() {
 	case $1 in
 	file) echo "file file=$device" ;;
 	file-random) echo "file file=$device fadvise=random" ;;
+	file-nocache) echo "file file=$device cache=none" ;;
 	aioblk) echo "$plugin file=$device" ;;
 	aioblk-eventfd) echo "$plugin file=$device wait=eventfd" ;;
 	aioblk-poll) echo "$plugin file=$device wait=poll" ;;
