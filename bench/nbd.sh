@@ -3,8 +3,11 @@
 # NBD serving: nbdkit-aioblk-plugin against nbdkit's own file plugin on the
 # same device, measured by fio's nbd engine (4 KiB random reads, 4 jobs, 8
 # requests in flight each: 4 connections). The cases run alternating,
-# round after round; prints each run, the medians, and the median of the
-# per-round ratios to the file plugin.
+# round after round, in the order given on odd rounds and in the reverse
+# order on even rounds (A B, B A, ...: no case always runs first, or always
+# right after the same other case); prints each run, the medians,
+# the median of the per-round ratios to the file plugin and the device's
+# reads per request (below 1 when the page cache answered).
 #
 # Usage: bench/nbd.sh [--device DEV] [--runtime S] [--rounds N] [--plugin SO]
 #                     [--cases LIST] [--threads N] [--baseline SO] [--out DIR]
@@ -54,7 +57,7 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--strace) do_strace=true; shift ;;
 	--perf) do_perf=true; shift ;;
-	-h | --help) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "nbd.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -120,21 +123,31 @@ fio_cmd+=" --time_based --runtime=$runtime --norandommap --randrepeat=0 --group_
 # through the page cache: drop the device's cached pages first, so that every
 # run starts cold (aioblk reads O_DIRECT and never fills it).
 # The server's CPU time (utime and stime, in clock ticks) is read from
-# /proc around the fio run, into $out/CASE.ROUND.cpu.
+# /proc around the fio run, into $out/CASE.ROUND.cpu; the device's reads
+# (/sys/class/block/DEV/stat) around the server's run, into $out/CASE.ROUND.dev.
+devstat=/sys/class/block/$(basename "$(readlink -f "$device")")/stat
+dev_reads() { if [ -r "$devstat" ]; then awk '{ print $1 }' "$devstat"; else echo 0; fi; }
 run_case() {
-	local c=$1 r=$2 stat cmd
+	local c=$1 r=$2 stat cmd d0
 	stat="cut -d' ' -f14,15 /proc/\$(cat $out/server.pid)/stat"
 	# nbdkit may start the command before it has written its pid file.
 	cmd="while [ ! -s $out/server.pid ]; do sleep 0.01; done; a=\$($stat); $fio_cmd --output=$out/$c.$r.json; rc=\$?; echo \$a \$($stat) >$out/$c.$r.cpu; exit \$rc"
 	blockdev --flushbufs "$device" 2>/dev/null || true
 	rm -f "$out/server.pid"
+	d0=$(dev_reads)
 	# shellcheck disable=SC2046 # the server's arguments split on purpose
 	nbdkit -U - $nbdkit_opts -P "$out/server.pid" $(server_args "$c") --run "$cmd" >"$out/$c.$r.err" 2>&1 ||
 		{ cat "$out/$c.$r.err" >&2; exit 1; }
+	echo "$d0 $(dev_reads)" >"$out/$c.$r.dev"
 }
 
+reversed=""
+for c in $cases; do reversed="$c${reversed:+ $reversed}"; done
+
 for r in $(seq 1 "$rounds"); do
-	for c in $cases; do
+	order=$cases
+	[ $((r % 2)) -eq 1 ] || order=$reversed
+	for c in $order; do
 		run_case "$c" "$r"
 		echo "  round $r $c: $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"]))' "$out/$c.$r.json") IOPS" >&2
 	done
@@ -154,18 +167,24 @@ def cpu(c, r):
     a, b, c2, d = (int(x) for x in open(f"{out}/{c}.{r}.cpu").read().split())
     n = json.load(open(f"{out}/{c}.{r}.json"))["jobs"][0]["read"]["total_ios"]
     return (c2 + d - a - b) * 1e6 / hz / n
+def devreads(c, r):
+    """The device's reads per request (reads, not sectors: a page cache read-ahead counts once)."""
+    a, b = (int(x) for x in open(f"{out}/{c}.{r}.dev").read().split())
+    n = json.load(open(f"{out}/{c}.{r}.json"))["jobs"][0]["read"]["total_ios"]
+    return (b - a) / n
 base = "file" if "file" in cases else cases[0]
 rs = range(1, rounds + 1)
-print(f"| server | median IOPS | per round | ÷ {base} (median of per-round ratios) | mean latency | server CPU per request | ÷ {base} |")
-print("|---|---:|---|---:|---:|---:|---:|")
+print(f"| server | median IOPS | per round | ÷ {base} (median of per-round ratios) | mean latency | server CPU per request | ÷ {base} | device reads per request |")
+print("|---|---:|---|---:|---:|---:|---:|---:|")
 for c in cases:
     v = [iops(c, r) for r in rs]
     ratio = statistics.median(iops(c, r) / iops(base, r) for r in rs)
     l = statistics.median(lat(c, r) for r in rs)
     u = statistics.median(cpu(c, r) for r in rs)
     uratio = statistics.median(cpu(c, r) / cpu(base, r) for r in rs)
+    dr = statistics.median(devreads(c, r) for r in rs)
     print(f"| {c} | {statistics.median(v) / 1000:.1f}k | {', '.join(f'{x / 1000:.1f}k' for x in v)} | {ratio:.3f} "
-          f"| {l:.1f} us | {u:.2f} us | {uratio:.3f} |")
+          f"| {l:.1f} us | {u:.2f} us | {uratio:.3f} | {dr:.2f} |")
 EOF
 
 if $do_strace; then
