@@ -106,10 +106,10 @@ struct thread_ctx {
 	struct aioblk_channel *chans[2];
 	struct aioblk_group *group; /* of the request being served */
 	struct aioblk_channel *ch;
-	bool polled;      /* group is the polled one */
-	bool fast;        /* every wait of the previous request ended while polling */
-	bool slow;        /* a wait of the request being served polled for SPIN_NS in vain */
-	char *bounce;     /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
+	bool polled;  /* group is the polled one */
+	bool fast;    /* every wait of the previous request ended while polling */
+	bool slow;    /* a wait of the request being served polled for SPIN_NS in vain */
+	char *bounce; /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
 };
 
 /* One request in flight: what its callback reports. */
