@@ -88,8 +88,8 @@ fi
 mkdir -p "$out"
 
 # nbdkit's own options, the same for every case.
-nbdkit_opts=""
-[ -z "$threads" ] || nbdkit_opts="-t $threads"
+nbdkit_opts=()
+[ -z "$threads" ] || nbdkit_opts=(-t "$threads")
 
 server_args() {
 	case $1 in
@@ -114,7 +114,7 @@ fio_cmd+=" --time_based --runtime=$runtime --norandommap --randrepeat=0 --group_
 	echo "kernel: $(uname -r), $(nproc) CPUs, $(nbdkit --version), $(fio --version)"
 	echo "device: $device"
 	echo "client: $fio_cmd"
-	for c in $cases; do echo "server $c: nbdkit -U -${nbdkit_opts:+ $nbdkit_opts} $(server_args "$c")"; done
+	for c in $cases; do echo "server $c: nbdkit -U -${threads:+ -t $threads} $(server_args "$c")"; done
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/machine.txt" >&2
 
@@ -136,7 +136,7 @@ run_case() {
 	rm -f "$out/server.pid"
 	d0=$(dev_reads)
 	# shellcheck disable=SC2046 # the server's arguments split on purpose
-	nbdkit -U - $nbdkit_opts -P "$out/server.pid" $(server_args "$c") --run "$cmd" >"$out/$c.$r.err" 2>&1 ||
+	nbdkit -U - "${nbdkit_opts[@]}" -P "$out/server.pid" $(server_args "$c") --run "$cmd" >"$out/$c.$r.err" 2>&1 ||
 		{ cat "$out/$c.$r.err" >&2; exit 1; }
 	echo "$d0 $(dev_reads)" >"$out/$c.$r.dev"
 }
@@ -191,7 +191,7 @@ if $do_strace; then
 	command -v strace >/dev/null || { echo "nbd.sh: strace is missing" >&2; exit 1; }
 	for c in $cases; do
 		# shellcheck disable=SC2046
-		nbdkit -f -U "$out/strace.sock" $nbdkit_opts $(server_args "$c") &
+		nbdkit -f -U "$out/strace.sock" "${nbdkit_opts[@]}" $(server_args "$c") &
 		srv=$!
 		for _ in $(seq 50); do [ -S "$out/strace.sock" ] && break; sleep 0.1; done
 		timeout $((runtime + 5)) strace -c -f -q -p "$srv" -o "$out/strace.$c.txt" &
@@ -230,7 +230,7 @@ if $do_perf; then
 	for c in $cases; do
 		rm -f "$out/perf.sock"
 		# shellcheck disable=SC2046
-		nbdkit -f -U "$out/perf.sock" $nbdkit_opts $(server_args "$c") &
+		nbdkit -f -U "$out/perf.sock" "${nbdkit_opts[@]}" $(server_args "$c") &
 		srv=$!
 		for _ in $(seq 50); do [ -S "$out/perf.sock" ] && break; sleep 0.1; done
 		blockdev --flushbufs "$device" 2>/dev/null || true
