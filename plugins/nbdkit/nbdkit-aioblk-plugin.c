@@ -291,8 +291,11 @@ op_done(void *arg, int status)
  * that finds nothing makes no system call either), then the polled group
  * spins on (wait=poll) or polls every SLOW_POLL_SLEEP_NS (wait=auto, for
  * the one request that turned out slow), and the eventfd group sleeps in
- * aioblk_group_wait(). It never gives up: a request still in flight points
- * at the caller's stack and buffers, so a failing wait turns into polling.
+ * aioblk_group_wait(). With wait=auto the eventfd group, used after a slow
+ * request, sleeps without spinning: on a slow device the spinning found
+ * nothing and took the CPU from whatever completes the request (the loop
+ * driver's worker thread, on a loop device). It never gives up: a request still in flight points at the
+ * caller's stack and buffers, so a failing wait turns into polling.
  */
 static void
 wait_some(struct thread_ctx *ctx)
@@ -306,6 +309,10 @@ wait_some(struct thread_ctx *ctx)
 	for (i = 0; i < FREE_POLLS; i++)
 		if (aioblk_group_poll(ctx->group, 0) > 0)
 			return;
+	if (wait_mode == WAIT_AUTO && !ctx->polled) {
+		ctx->slow = true;
+		goto sleep;
+	}
 	deadline = now_ns() + SPIN_NS;
 	do {
 		if (aioblk_group_poll(ctx->group, 0) > 0)
@@ -318,6 +325,7 @@ wait_some(struct thread_ctx *ctx)
 		if (aioblk_group_poll(ctx->group, 0) > 0)
 			return;
 	}
+sleep:
 	for (;;) {
 		rc = aioblk_group_wait(ctx->group, -1);
 		if (rc > 0)
