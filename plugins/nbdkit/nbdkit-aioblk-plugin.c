@@ -294,8 +294,9 @@ op_done(void *arg, int status)
  * aioblk_group_wait(). With wait=auto the eventfd group, used after a slow
  * request, sleeps without spinning: on a slow device the spinning found
  * nothing and took the CPU from whatever completes the request (the loop
- * driver's worker thread, on a loop device). It never gives up: a request still in flight points at the
- * caller's stack and buffers, so a failing wait turns into polling.
+ * driver's worker thread, on a loop device). It never gives up: a request
+ * still in flight points at the caller's stack and buffers, so a failing
+ * wait turns into polling.
  */
 static void
 wait_some(struct thread_ctx *ctx)
