@@ -52,8 +52,10 @@
 /* Default request slots of each thread's channel. */
 #define DEFAULT_QUEUE_DEPTH 4u
 
-/* How long a request may take to count as fast, and how long waits spin. */
+/* How long a wait polls before it sleeps (and a request stops counting as fast). */
 #define SPIN_NS 20000
+/* Polls of a wait before it reads the clock: a fast device's request is found by the first. */
+#define FREE_POLLS 4
 /* wait=auto: a polled request that turned out slow sleeps this long between polls. */
 #define SLOW_POLL_SLEEP_NS 50000
 
@@ -92,19 +94,22 @@ static atomic_bool trim_refused_logged;
 /*
  * One worker thread's aioblk objects. With wait=auto it has both channels
  * and each request picks one: the polled one when the thread's previous
- * request completed within SPIN_NS (a device that answers at once: no
- * eventfd to signal and read, the cheapest path), else the eventfd one
- * (a slow device: the thread sleeps instead of spinning).
+ * request was fast, that is every wait of it was over within its SPIN_NS
+ * of polling (a device that answers at once: no eventfd to signal and
+ * read, the cheapest path), else the eventfd one (a slow device: the
+ * thread sleeps instead of spinning). Whether a request was fast is not
+ * timed from start to end: a thread preempted on a busy machine would
+ * count as slow, and the clock would be read on every request.
  */
 struct thread_ctx {
 	struct aioblk_group *groups[2];
 	struct aioblk_channel *chans[2];
 	struct aioblk_group *group; /* of the request being served */
 	struct aioblk_channel *ch;
-	bool polled;      /* group is the polled one */
-	bool fast;        /* the previous request took at most SPIN_NS */
-	int64_t start_ns; /* when the request being served started */
-	char *bounce;     /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
+	bool polled;  /* group is the polled one */
+	bool fast;    /* every wait of the previous request ended while polling */
+	bool slow;    /* a wait of the request being served polled for SPIN_NS in vain */
+	char *bounce; /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
 };
 
 /* One request in flight: what its callback reports. */
@@ -219,12 +224,11 @@ get_ctx(void)
 	}
 	nbdkit_debug("aioblk: worker thread's channel made (%u in all)", atomic_fetch_add(&live_ctxs, 1) + 1);
 pick:
-	if (wait_mode == WAIT_AUTO) {
+	ctx->slow = false;
+	if (wait_mode == WAIT_AUTO)
 		ctx->polled = ctx->fast;
-		ctx->start_ns = now_ns();
-	} else {
+	else
 		ctx->polled = wait_mode == WAIT_POLL;
-	}
 	ctx->group = ctx->groups[ctx->polled ? POLLED : EVENTFD];
 	ctx->ch = ctx->chans[ctx->polled ? POLLED : EVENTFD];
 	return ctx;
@@ -244,8 +248,7 @@ fail:
 static void
 put_ctx(struct thread_ctx *ctx)
 {
-	if (wait_mode == WAIT_AUTO)
-		ctx->fast = now_ns() - ctx->start_ns <= SPIN_NS;
+	ctx->fast = !ctx->slow;
 }
 
 static char *
@@ -281,32 +284,49 @@ op_done(void *arg, int status)
 
 /*
  * Wait until at least one callback of the group ran; the caller has a
- * request outstanding. Every wait polls first, for up to SPIN_NS: a poll
- * that finds nothing makes no system call, and a fast device's request is
- * done after the io_submit of the first poll. Then the polled group spins
- * on (wait=poll) or polls every SLOW_POLL_SLEEP_NS (wait=auto, for the one
- * request that turned out slow), and the eventfd group sleeps in
- * aioblk_group_wait(). It never gives up: a request still in flight points
- * at the caller's stack and buffers, so a failing wait turns into polling.
+ * request outstanding. What is queued goes to the kernel first, and a
+ * fast device (zram) has completed it inside that io_submit: the first
+ * poll of the ring finds it, without another system call and without
+ * reading the clock. Otherwise the wait polls on for up to SPIN_NS (a poll
+ * that finds nothing makes no system call either), then the polled group
+ * spins on (wait=poll) or polls every SLOW_POLL_SLEEP_NS (wait=auto, for
+ * the one request that turned out slow), and the eventfd group sleeps in
+ * aioblk_group_wait(). With wait=auto the eventfd group, used after a slow
+ * request, sleeps without spinning: on a slow device the spinning found
+ * nothing and took the CPU from whatever completes the request (the loop
+ * driver's worker thread, on a loop device). It never gives up: a request
+ * still in flight points at the caller's stack and buffers, so a failing
+ * wait turns into polling.
  */
 static void
 wait_some(struct thread_ctx *ctx)
 {
 	const struct timespec pause = { .tv_sec = 0, .tv_nsec = SLOW_POLL_SLEEP_NS };
-	int64_t deadline = now_ns() + SPIN_NS;
-	unsigned i = 0;
+	int64_t deadline;
+	unsigned i;
 	int rc;
 
+	aioblk_group_submit(ctx->group);
+	for (i = 0; i < FREE_POLLS; i++)
+		if (aioblk_group_poll(ctx->group, 0) > 0)
+			return;
+	if (wait_mode == WAIT_AUTO && !ctx->polled) {
+		ctx->slow = true;
+		goto sleep;
+	}
+	deadline = now_ns() + SPIN_NS;
 	do {
 		if (aioblk_group_poll(ctx->group, 0) > 0)
 			return;
 	} while ((++i & 15) || now_ns() < deadline);
+	ctx->slow = true;
 	while (ctx->polled) {
 		if (wait_mode == WAIT_AUTO)
 			nanosleep(&pause, NULL);
 		if (aioblk_group_poll(ctx->group, 0) > 0)
 			return;
 	}
+sleep:
 	for (;;) {
 		rc = aioblk_group_wait(ctx->group, -1);
 		if (rc > 0)
@@ -583,7 +603,14 @@ blockdev_zeroes_fast(dev_t rdev)
 static int
 open_disk(void)
 {
-	struct aioblk_disk_opts opts = { .block_size = block_size_param };
+	/*
+	 * No queue limit: a worker thread waits for its one request anyway, so
+	 * an io_submit that sleeps for a free device request costs it nothing
+	 * that a pread would not, while the limit's bookkeeping (channels held
+	 * back, then woken through their eventfds) cost every request on a
+	 * device with a small queue (a loop device: 16 requests here).
+	 */
+	struct aioblk_disk_opts opts = { .block_size = block_size_param, .flags = AIOBLK_DISK_NO_QUEUE_LIMIT };
 	struct stat st;
 	int rc;
 
