@@ -184,6 +184,9 @@ reap_kctx(struct aioblk_kctx *kc, unsigned max, uint64_t *reaped)
 			chan_mark_busy(tags_ch);
 			for (i = 0; i < n; i++)
 				tags += ((struct aioblk_req *)events[i].data)->tags;
+			/* Given back: a continued transfer reserves its next iocb's room anew. */
+			for (i = 0; unlikely(tags) && i < n; i++)
+				((struct aioblk_req *)events[i].data)->tags = 0;
 		} else {
 			for (i = 0; i < n; i++) {
 				req = events[i].data;
@@ -197,6 +200,7 @@ reap_kctx(struct aioblk_kctx *kc, unsigned max, uint64_t *reaped)
 					}
 					tags_ch = ch;
 					tags += req->tags;
+					req->tags = 0;
 				}
 			}
 		}

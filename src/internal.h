@@ -350,11 +350,15 @@ static inline uint64_t
 disk_iocb_cap(const struct aioblk_disk *disk)
 {
 	unsigned limit = atomic_load_explicit(&disk->queue_limit, memory_order_relaxed);
-	uint32_t max = atomic_load_explicit(&disk->max_request, memory_order_relaxed);
-	uint64_t cap, align = disk->buf_align > disk->len_align ? disk->buf_align : disk->len_align;
+	uint64_t cap, align;
+	uint32_t max;
 
-	if (likely(!limit) || !max)
+	if (likely(!limit))
 		return 0;
+	max = atomic_load_explicit(&disk->max_request, memory_order_relaxed);
+	if (!max)
+		return 0;
+	align = disk->buf_align > disk->len_align ? disk->buf_align : disk->len_align;
 	cap = (uint64_t)limit * max;
 	cap -= cap % align;
 	return cap ? cap : align;

@@ -35,8 +35,8 @@ prep_rw(struct aioblk_channel *ch, struct aioblk_req *req)
 	struct iocb *iocb = &req->iocb;
 	int fd = ch->disk->fd;
 	uint64_t pos = req->offset + req->done;
-	uint64_t cap = disk_iocb_cap(ch->disk);
 	size_t left = req->len - req->done;
+	uint64_t cap = disk_iocb_cap(ch->disk);
 	bool rd = req->op == OP_READ;
 	const struct iovec *iov = req->iov;
 	int iovcnt = req->iovcnt;
@@ -101,7 +101,6 @@ req_prep(struct aioblk_channel *ch, struct aioblk_req *req)
 	else
 		prep_rw(ch, req);
 	req->iocb.data = req;
-	req->tags = 0; /* room in the device's queue is reserved at admission, for this iocb alone */
 	if (ch->wake->efd >= 0)
 		io_set_eventfd(&req->iocb, ch->wake->efd);
 }
