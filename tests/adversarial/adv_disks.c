@@ -208,8 +208,8 @@ main(int argc, char **argv)
 		else
 			return 2;
 	}
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (efd ? AIOBLK_GROUP_EVENTFD : 0),
-				       .queue_depth = 512};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | (efd ? AIOBLK_GROUP_EVENTFD : 0),
+					.queue_depth = 512 };
 	if (plain) { /* for comparison */
 		go.flags &= ~AIOBLK_GROUP_SHARED_CONTEXT;
 		go.queue_depth = 0;
@@ -229,7 +229,8 @@ main(int argc, char **argv)
 			D->ext |= !strcmp(tok, "ext");
 		}
 		free(s);
-		struct aioblk_disk_opts o = {.flags = (D->ro ? AIOBLK_DISK_READONLY : 0) | (D->buf ? AIOBLK_DISK_BUFFERED : 0)};
+		struct aioblk_disk_opts o = { .flags = (D->ro ? AIOBLK_DISK_READONLY : 0) |
+						       (D->buf ? AIOBLK_DISK_BUFFERED : 0) };
 		int rc = aioblk_disk_open(D->path, &o, &D->d);
 		if (rc)
 			DIE("open %s: %d", D->path, rc);
@@ -259,7 +260,8 @@ main(int argc, char **argv)
 			CHECK(!aioblk_disk_supports(D->d, AIOBLK_IO_WRITE), "%s: ro supports write", D->path);
 		} else {
 			CHECK(aioblk_write(D->ch, b, D->nb, 1, cb, NULL) == -EINVAL, "%s: write at end", D->path);
-			CHECK(aioblk_write_zeroes(D->ch, D->nb - 1, 2, cb, NULL) == -EINVAL, "%s: wz across end", D->path);
+			CHECK(aioblk_write_zeroes(D->ch, D->nb - 1, 2, cb, NULL) == -EINVAL, "%s: wz across end",
+			      D->path);
 		}
 		free(b);
 		if (D->ext) {
@@ -272,7 +274,7 @@ main(int argc, char **argv)
 	int ep = -1;
 	if (efd) {
 		ep = epoll_create1(EPOLL_CLOEXEC);
-		struct epoll_event ev = {.events = EPOLLIN};
+		struct epoll_event ev = { .events = EPOLLIN };
 		epoll_ctl(ep, EPOLL_CTL_ADD, aioblk_group_fd(g), &ev);
 	}
 	double t0 = now_s(), tend = t0 + secs;
@@ -329,7 +331,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < nd; i++) {
 		struct dsk *D = &disks[i];
 		printf("%s: %" PRIu64 " done (%" PRIu64 " big), longest gap with work outstanding %.3f s, %" PRIu64
-		       " polls\n", D->path, D->done, D->bigdone, D->maxgap, D->maxpollgap);
+		       " polls\n",
+		       D->path, D->done, D->bigdone, D->maxgap, D->maxpollgap);
 		/* wall time: 1 s is generous on a shared, noisy machine (a plain group shows gaps of
 		 * tens of ms here, also counted in polls: flushes run on a kworker) */
 		if (any_sat && !D->sat)

@@ -89,8 +89,8 @@ main(int argc, char **argv)
 	}
 	if (NC > MAXC)
 		return 2;
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD,
-				       .queue_depth = NC * 8};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD,
+					.queue_depth = NC * 8 };
 	if (plain) { /* the same checks on a plain group, for comparison */
 		go.flags = AIOBLK_GROUP_EVENTFD;
 		go.queue_depth = 0;
@@ -99,7 +99,7 @@ main(int argc, char **argv)
 	if (rc)
 		DIE("create %d", rc);
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN};
+	struct epoll_event ev = { .events = EPOLLIN };
 	epoll_ctl(ep, EPOLL_CTL_ADD, aioblk_group_fd(g), &ev);
 	for (unsigned c = 0; c < NC; c++) {
 		snprintf(path[c], sizeof(path[c]), "%s/adv_fair.%d.%u", tmpdir(), getpid(), c);
@@ -138,8 +138,8 @@ main(int argc, char **argv)
 			unsigned left = NC * R, polls = 0;
 			while (left) {
 				if (!readable(2000)) {
-					FAIL("max %u, R %u: fd not readable with %u completions left after %u polls", m, R,
-					     left, polls);
+					FAIL("max %u, R %u: fd not readable with %u completions left after %u polls", m,
+					     R, left, polls);
 					break;
 				}
 				int n = aioblk_group_poll(g, m);
@@ -159,7 +159,7 @@ main(int argc, char **argv)
 			 */
 			unsigned full = NC * (R - 1) + 1; /* positions where every channel still had one */
 			for (unsigned i = 0; plain && m == 1 && i + NC <= (unsigned)norder && i < full; i += NC) {
-				uint8_t seen[MAXC] = {0};
+				uint8_t seen[MAXC] = { 0 };
 				for (unsigned j = i; j < i + NC; j++) {
 					if (seen[order[j]]++) {
 						char s[512];
@@ -188,8 +188,8 @@ main(int argc, char **argv)
 		uint64_t polls = 0;
 		while (now_s() < tend) {
 			if (!readable(2000)) {
-				FAIL("steady max %u: fd silent 2 s with %u outstanding; poll now runs %d", m, total_out(),
-				     aioblk_group_poll(g, 0));
+				FAIL("steady max %u: fd silent 2 s with %u outstanding; poll now runs %d", m,
+				     total_out(), aioblk_group_poll(g, 0));
 				break;
 			}
 			aioblk_group_poll(g, m);
@@ -245,8 +245,9 @@ main(int argc, char **argv)
 				mn = count[c];
 		printf("skewed max %u: %" PRIu64 " polls, channel 0: %" PRIu64 " callbacks, others min %" PRIu64 "\n",
 		       m, polls, count[0], mn);
-		CHECK(mn > 0, "skewed max %u: a channel starved (0 callbacks in %" PRIu64 " polls; channel 0 ran %" PRIu64
-			      ")", m, polls, count[0]);
+		CHECK(mn > 0,
+		      "skewed max %u: a channel starved (0 callbacks in %" PRIu64 " polls; channel 0 ran %" PRIu64 ")",
+		      m, polls, count[0]);
 		CHECK(mn * 16 >= count[0], "skewed max %u: channel 0 ran %" PRIu64 ", another only %" PRIu64, m,
 		      count[0], mn);
 	}

@@ -79,7 +79,8 @@ int
 main(int argc, char **argv)
 {
 	int hops = argc > 1 ? atoi(argv[1]) : 300;
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD, .queue_depth = 32};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD,
+					.queue_depth = 32 };
 	if (aioblk_group_create_ext(&go, &G))
 		DIE("group");
 	char path[NCH][256];
@@ -91,7 +92,7 @@ main(int argc, char **argv)
 		bufs[i] = xalloc(4096, 4096);
 	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN};
+	struct epoll_event ev = { .events = EPOLLIN };
 	epoll_ctl(ep, EPOLL_CTL_ADD, aioblk_group_fd(G), &ev);
 	poller = pthread_self();
 	load(24);

@@ -68,16 +68,16 @@ main(int argc, char **argv)
 	char fpath[256];
 	snprintf(fpath, sizeof(fpath), "%s/adv_hol.%d", tmpdir(), getpid());
 	make_file(fpath, 1 << 20);
-	struct aioblk_disk_opts fo = {.block_size = bs};
+	struct aioblk_disk_opts fo = { .block_size = bs };
 	if ((rc = aioblk_disk_open(fpath, &fo, &file)))
 		DIE("open file %d", rc);
 	size_t bigsz = 8u << 20;
 	char *big = xalloc(4096, bigsz), *small = xalloc(4096, 64 * 4096);
-	const char *kname[] = {"shared busy-poll", "shared eventfd", "plain busy-poll", "plain eventfd"};
+	const char *kname[] = { "shared busy-poll", "shared eventfd", "plain busy-poll", "plain eventfd" };
 	for (int kind = 0; kind < 4; kind++) {
 		for (int cs = 0; cs < 2; cs++) {
-			struct aioblk_group_opts go = {.flags = (kind < 2 ? AIOBLK_GROUP_SHARED_CONTEXT : 0) |
-								(kind % 2 ? AIOBLK_GROUP_EVENTFD : 0)};
+			struct aioblk_group_opts go = { .flags = (kind < 2 ? AIOBLK_GROUP_SHARED_CONTEXT : 0) |
+								 (kind % 2 ? AIOBLK_GROUP_EVENTFD : 0) };
 			struct aioblk_group *g;
 			struct aioblk_channel *cd, *cf;
 			if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, dev, 64, &cd) ||
@@ -122,16 +122,19 @@ main(int argc, char **argv)
 			}
 			printf("%s, case %c: submit %.1f ms, longest poll %.1f ms, %ld sleeps in submit/poll; files done at %.1f ms, first device "
 			       "completion at %.1f ms (delay %.0f ms)\n",
-			       kname[kind], 'A' + cs, tsub * 1e3, tpoll * 1e3, vcsw, t_last_file * 1e3, t_first_dev * 1e3,
-			       delay * 1e3);
-			CHECK(done_dev == ndev && done_file == 8, "%s case %c: %d/%d device, %d/8 file done", kname[kind],
-			      'A' + cs, done_dev, ndev, done_file);
+			       kname[kind], 'A' + cs, tsub * 1e3, tpoll * 1e3, vcsw, t_last_file * 1e3,
+			       t_first_dev * 1e3, delay * 1e3);
+			CHECK(done_dev == ndev && done_file == 8, "%s case %c: %d/%d device, %d/8 file done",
+			      kname[kind], 'A' + cs, done_dev, ndev, done_file);
 			CHECK(t_last_file >= 0 && t_last_file < delay / 2,
 			      "%s case %c: the file's reads waited %.1f ms behind the device (its first completion at "
-			      "%.1f ms)", kname[kind], 'A' + cs, t_last_file * 1e3, t_first_dev * 1e3);
+			      "%.1f ms)",
+			      kname[kind], 'A' + cs, t_last_file * 1e3, t_first_dev * 1e3);
 			/* voluntary context switches: the thread slept (preemption on a busy machine is involuntary) */
-			CHECK(vcsw == 0, "%s case %c: submit/poll slept in the kernel %ld times (submit %.1f ms, longest "
-					 "poll %.1f ms)", kname[kind], 'A' + cs, vcsw, tsub * 1e3, tpoll * 1e3);
+			CHECK(vcsw == 0,
+			      "%s case %c: submit/poll slept in the kernel %ld times (submit %.1f ms, longest "
+			      "poll %.1f ms)",
+			      kname[kind], 'A' + cs, vcsw, tsub * 1e3, tpoll * 1e3);
 			aioblk_channel_destroy(cd);
 			aioblk_channel_destroy(cf);
 			aioblk_group_destroy(g);
@@ -140,8 +143,8 @@ main(int argc, char **argv)
 	/* C: requests held back by the queue limit (accepted, not yet in the kernel) delay a reset:
 	 * 5 x limit reads, then a reset on the same channel and one from another group's channel */
 	for (int kind = 0; kind < 2; kind++) {
-		struct aioblk_group_opts go = {.flags = kind == 0 ? AIOBLK_GROUP_SHARED_CONTEXT : 0};
-		struct aioblk_group_opts go2 = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD};
+		struct aioblk_group_opts go = { .flags = kind == 0 ? AIOBLK_GROUP_SHARED_CONTEXT : 0 };
+		struct aioblk_group_opts go2 = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD };
 		struct aioblk_group *g, *g2;
 		struct aioblk_channel *cd, *cd2;
 		if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, dev, 64, &cd) ||
@@ -155,7 +158,7 @@ main(int argc, char **argv)
 		aioblk_group_submit(g);
 		int r1 = 0, r2 = 0;
 		int at1 = -1, at2 = -1;
-		struct rflag f1 = {&r1, &at1}, f2 = {&r2, &at2};
+		struct rflag f1 = { &r1, &at1 }, f2 = { &r2, &at2 };
 		if (aioblk_reset(cd, reset_cb, &f1) || aioblk_reset(cd2, reset_cb, &f2))
 			DIE("reset");
 		double dl = now_s() + 30 * delay * n + 10;
@@ -164,9 +167,11 @@ main(int argc, char **argv)
 			aioblk_group_poll(g2, 0);
 		}
 		printf("case C (%s): %d reads behind a queue of %u; resets done after %d (same group) and %d (shared "
-		       "eventfd group) of them\n", kind ? "plain" : "shared", n, lim, at1, at2);
+		       "eventfd group) of them\n",
+		       kind ? "plain" : "shared", n, lim, at1, at2);
 		CHECK(r1 && r2 && done_dev == n, "case C: resets %d %d, reads %d of %d", r1, r2, done_dev, n);
-		CHECK(at1 == n && at2 == n, "case C (%s): a reset finished after only %d / %d of %d reads accepted before it",
+		CHECK(at1 == n && at2 == n,
+		      "case C (%s): a reset finished after only %d / %d of %d reads accepted before it",
 		      kind ? "plain" : "shared", at1, at2, n);
 		aioblk_channel_destroy(cd);
 		aioblk_channel_destroy(cd2);

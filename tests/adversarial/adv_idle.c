@@ -17,7 +17,7 @@ int
 main(int argc, char **argv)
 {
 	int nc = argc > 1 ? atoi(argv[1]) : 32;
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD };
 	struct aioblk_group *g;
 	if (aioblk_group_create_ext(&go, &g))
 		DIE("group");

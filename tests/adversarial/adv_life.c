@@ -66,14 +66,14 @@ aio_nr(void)
 static void
 test_aio_nr(struct aioblk_disk **d, int nd)
 {
-	unsigned depths[] = {1, 100, 256, 1000};
+	unsigned depths[] = { 1, 100, 256, 1000 };
 	for (unsigned di = 0; di < 4; di++) {
 		unsigned D = depths[di];
 		bool ok = false;
 		long got_create = 0, got_chan = 0, got_back = 0;
 		for (int attempt = 0; attempt < 20 && !ok; attempt++) {
 			long a0 = aio_nr();
-			struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D};
+			struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D };
 			struct aioblk_group *g;
 			int rc = aioblk_group_create_ext(&go, &g);
 			if (rc == -EAGAIN) {
@@ -104,7 +104,8 @@ test_aio_nr(struct aioblk_disk **d, int nd)
 		}
 		if (!ok)
 			FAIL("fs.aio-nr with depth %u: create added %ld (want %u), %d channels added %ld (want 0), "
-			     "after destroy %+ld (want 0), 20 tries", D, got_create, D, nd, got_chan, got_back);
+			     "after destroy %+ld (want 0), 20 tries",
+			     D, got_create, D, nd, got_chan, got_back);
 		else
 			printf("aio-nr: depth %u adds %ld, %d channels add %ld, destroy gives back all\n", D,
 			       got_create, nd, got_chan);
@@ -112,7 +113,7 @@ test_aio_nr(struct aioblk_disk **d, int nd)
 	/* default depth 256 */
 	for (int attempt = 0; attempt < 20; attempt++) {
 		long a0 = aio_nr();
-		struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT};
+		struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT };
 		struct aioblk_group *g;
 		if (aioblk_group_create_ext(&go, &g))
 			DIE("create default");
@@ -138,18 +139,18 @@ test_inputs(void)
 		CHECK(aioblk_group_fd(g) == -EINVAL, "NULL opts: a busy-poll group has no fd");
 		CHECK(aioblk_group_destroy(g) == 0, "destroy");
 	}
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT };
 	rc = aioblk_group_create_ext(&go, NULL);
 	CHECK(rc == -EINVAL, "NULL groupp: %d", rc);
 	for (unsigned bit = 2; bit < 32; bit++) {
-		struct aioblk_group_opts o = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (1u << bit)};
+		struct aioblk_group_opts o = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | (1u << bit) };
 		g = NULL;
 		rc = aioblk_group_create_ext(&o, &g);
 		CHECK(rc == -EINVAL, "unknown flag bit %u: %d", bit, rc);
 		if (rc == 0)
 			aioblk_group_destroy(g);
 	}
-	struct aioblk_group_opts o2 = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = 65537};
+	struct aioblk_group_opts o2 = { .flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = 65537 };
 	g = (void *)0x1;
 	rc = aioblk_group_create_ext(&o2, &g);
 	CHECK(rc == -EINVAL, "depth 65537: %d", rc);
@@ -167,7 +168,7 @@ test_inputs(void)
 	else
 		printf("depth 65536: -EAGAIN (aio-nr %ld, aio-max-nr %ld): as documented\n", nr, max);
 	for (uint32_t f = 0; f <= AIOBLK_GROUP_EVENTFD; f++) {
-		struct aioblk_group_opts o = {.flags = f, .queue_depth = 10};
+		struct aioblk_group_opts o = { .flags = f, .queue_depth = 10 };
 		rc = aioblk_group_create_ext(&o, &g);
 		CHECK(rc == -EINVAL, "depth without SHARED_CONTEXT (flags %u): %d", f, rc);
 		if (rc == 0)
@@ -190,10 +191,11 @@ test_inputs(void)
 		make_file(p, 1 << 20);
 		struct aioblk_disk *dd;
 		struct aioblk_channel *c3[3];
-		struct aioblk_group_opts o = {.flags = AIOBLK_GROUP_SHARED_CONTEXT};
+		struct aioblk_group_opts o = { .flags = AIOBLK_GROUP_SHARED_CONTEXT };
 		if (aioblk_disk_open(p, NULL, &dd))
 			DIE("open");
-		rc = via_create ? aioblk_group_create(AIOBLK_GROUP_SHARED_CONTEXT, &g) : aioblk_group_create_ext(&o, &g);
+		rc = via_create ? aioblk_group_create(AIOBLK_GROUP_SHARED_CONTEXT, &g) :
+				  aioblk_group_create_ext(&o, &g);
 		if (rc)
 			DIE("default group %d", rc);
 		for (int i = 0; i < 3; i++)
@@ -202,7 +204,8 @@ test_inputs(void)
 		int acc = 0, done = 0;
 		while (acc < 400 && aioblk_flush(c3[acc % 3], cb, &done) == 0)
 			acc++;
-		CHECK(acc == 256, "default depth (%s): %d accepted, want 256", via_create ? "create" : "create_ext", acc);
+		CHECK(acc == 256, "default depth (%s): %d accepted, want 256", via_create ? "create" : "create_ext",
+		      acc);
 		drain(g, &done, acc);
 		for (int i = 0; i < 3; i++)
 			aioblk_channel_destroy(c3[i]);
@@ -219,7 +222,7 @@ static void
 test_depth_exact(struct aioblk_disk **d, int nd, struct aioblk_disk *ro)
 {
 	const unsigned D = 24;
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D };
 	struct aioblk_group *g;
 	if (aioblk_group_create_ext(&go, &g))
 		DIE("create");
@@ -246,7 +249,7 @@ test_depth_exact(struct aioblk_disk **d, int nd, struct aioblk_disk *ro)
 			CHECK(aioblk_unmap(ch[k], 0, 0, cb, &done) == -EINVAL, "unmap zero");
 			if (aioblk_disk_is_direct(d[k]))
 				CHECK(aioblk_read(ch[k], buf + 1, 0, 1, cb, &done) == -EINVAL, "misaligned");
-			struct iovec iov = {buf, bs};
+			struct iovec iov = { buf, bs };
 			CHECK(aioblk_readv(ch[k], &iov, 1, 0, 2, cb, &done) == -EINVAL, "iov total");
 			CHECK(aioblk_readv(ch[k], &iov, 0, 0, 1, cb, &done) == -EINVAL, "iovcnt 0");
 		}
@@ -299,10 +302,10 @@ test_bounce(struct aioblk_disk *d)
 		return;
 	}
 	const unsigned D = 10;
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D };
 	struct aioblk_group *g;
 	struct aioblk_channel *cb2, *plain;
-	struct aioblk_channel_opts co = {.queue_depth = 16, .bounce_buffers = 2, .bounce_buffer_size = 8192};
+	struct aioblk_channel_opts co = { .queue_depth = 16, .bounce_buffers = 2, .bounce_buffer_size = 8192 };
 	if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create_ext(g, d, &co, &cb2) ||
 	    aioblk_channel_create(g, d, 16, &plain))
 		DIE("bounce setup");
@@ -317,11 +320,13 @@ test_bounce(struct aioblk_disk *d)
 				acc++;
 		CHECK(acc == 2, "bounce reads accepted %d", acc);
 		for (int i = 0; i < 5; i++)
-			CHECK(aioblk_read(cb2, buf + 1 + 8 * bs, 0, 1, cb, &done) == -EAGAIN, "3rd bounce read not -EAGAIN");
+			CHECK(aioblk_read(cb2, buf + 1 + 8 * bs, 0, 1, cb, &done) == -EAGAIN,
+			      "3rd bounce read not -EAGAIN");
 		int more = 0;
 		while (aioblk_read(plain, buf + 32 * bs, 0, 1, cb, &done) == 0 && more < 20)
 			more++;
-		CHECK(acc + more == (int)D, "round %d: %d bounce + %d plain accepted, group depth %u", round, acc, more, D);
+		CHECK(acc + more == (int)D, "round %d: %d bounce + %d plain accepted, group depth %u", round, acc, more,
+		      D);
 		drain(g, &done, before + acc + more);
 	}
 	aioblk_channel_destroy(cb2);
@@ -333,8 +338,8 @@ test_bounce(struct aioblk_disk *d)
 static void
 test_destroy(struct aioblk_disk **d, int nd)
 {
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD,
-				       .queue_depth = 64};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD,
+					.queue_depth = 64 };
 	int rc = aioblk_group_create_ext(&go, &G);
 	if (rc)
 		DIE("create");
@@ -396,8 +401,9 @@ test_destroy(struct aioblk_disk **d, int nd)
 	CHECK(aioblk_group_destroy(G) == 0, "group destroy");
 	/* groups with many channels, created and destroyed in a loop */
 	for (int iter = 0; iter < 200; iter++) {
-		struct aioblk_group_opts o = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (iter & 1 ? AIOBLK_GROUP_EVENTFD : 0),
-					      .queue_depth = (unsigned)(1 + iter)};
+		struct aioblk_group_opts o = { .flags = AIOBLK_GROUP_SHARED_CONTEXT |
+							(iter & 1 ? AIOBLK_GROUP_EVENTFD : 0),
+					       .queue_depth = (unsigned)(1 + iter) };
 		struct aioblk_group *g;
 		if (aioblk_group_create_ext(&o, &g))
 			DIE("loop create");
@@ -430,7 +436,8 @@ child(void)
 		fprintf(stderr, "child open %d\n", rc);
 		return 10;
 	}
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD, .queue_depth = 32};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD,
+					.queue_depth = 32 };
 	if ((rc = aioblk_group_create_ext(&go, &g))) {
 		fprintf(stderr, "child group %d\n", rc);
 		return 11;
@@ -446,7 +453,8 @@ child(void)
 	if (aioblk_write(c, buf, 3, 1, cb, &done))
 		return 13;
 	drain(g, &done, 1);
-	if (aioblk_read(c, rb, 3, 1, cb, &done) || aioblk_write_zeroes(c, 5, 1, cb, &done) || aioblk_reset(c, cb, &done))
+	if (aioblk_read(c, rb, 3, 1, cb, &done) || aioblk_write_zeroes(c, 5, 1, cb, &done) ||
+	    aioblk_reset(c, cb, &done))
 		return 14;
 	drain(g, &done, 4);
 	if (done != 4 || verify(rb, bs, 7, 3, 99))
@@ -475,7 +483,7 @@ test_fork(struct aioblk_disk **d)
 	return;
 #endif
 	/* the parent is busy in its own shared group while it forks */
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = 16};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = 16 };
 	struct aioblk_group *g;
 	struct aioblk_channel *c;
 	if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, d[0], 16, &c))
@@ -513,8 +521,8 @@ static void
 test_wait(struct aioblk_disk **d)
 {
 	for (int efd = 0; efd < 2; efd++) {
-		struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (efd ? AIOBLK_GROUP_EVENTFD : 0),
-					       .queue_depth = 8};
+		struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | (efd ? AIOBLK_GROUP_EVENTFD : 0),
+						.queue_depth = 8 };
 		struct aioblk_group *g;
 		struct aioblk_channel *c[2];
 		if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, d[0], 4, &c[0]) ||
@@ -554,7 +562,8 @@ main(void)
 	for (int i = 0; i <= ND; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "%s/adv_life.%d.%d", tmpdir(), getpid(), i);
 		make_file(paths[i], (uint64_t)(1 + i) << 20);
-		struct aioblk_disk_opts o = {.flags = i == ND ? AIOBLK_DISK_READONLY : (i % 2 ? AIOBLK_DISK_BUFFERED : 0)};
+		struct aioblk_disk_opts o = { .flags = i == ND ? AIOBLK_DISK_READONLY :
+								 (i % 2 ? AIOBLK_DISK_BUFFERED : 0) };
 		if (aioblk_disk_open(paths[i], &o, &d[i]))
 			DIE("open");
 	}

@@ -24,7 +24,7 @@
 #include <sys/epoll.h>
 
 enum op { OP_READ, OP_WRITE, OP_FLUSH, OP_WZ, OP_UNMAP, OP_RESET };
-static const char *opname[] = {"read", "write", "flush", "write_zeroes", "unmap", "reset"};
+static const char *opname[] = { "read", "write", "flush", "write_zeroes", "unmap", "reset" };
 
 struct req {
 	int state; /* 0 free, 1 issuing, 2 accepted, 3 in callback */
@@ -44,8 +44,8 @@ struct req {
 struct chan {
 	struct aioblk_channel *ch;
 	int disk;
-	unsigned out;      /* non-reset outstanding */
-	unsigned resets;   /* pending resets */
+	unsigned out;    /* non-reset outstanding */
+	unsigned resets; /* pending resets */
 	uint64_t rs_issued, rs_done;
 	uint64_t done;
 };
@@ -55,7 +55,7 @@ struct dsk {
 	char path[256];
 	uint32_t bs;
 	uint64_t nb;
-	uint32_t *shadow;  /* gen per block, 0 = zero */
+	uint32_t *shadow; /* gen per block, 0 = zero */
 	uint8_t *busy;
 	uint32_t nextgen;
 	bool unmap;
@@ -77,7 +77,7 @@ static double cbtime, cbtime_all;
 static uint64_t poll_over_max;
 static unsigned deficit;
 static bool stopping;
-static bool rwonly; /* -R: reads and writes only */
+static bool rwonly;  /* -R: reads and writes only */
 static bool offonly; /* -Z: write-zeroes and unmaps only */
 
 static struct req *
@@ -139,9 +139,13 @@ issue(int from_cb, int want_op)
 	struct chan *C = &chans[ci];
 	struct dsk *D = &disks[C->disk];
 	unsigned p = (unsigned)(xrand(&rng) % 100);
-	enum op op = want_op >= 0 ? (enum op)want_op
-		   : p < 40 ? OP_READ : p < 75 ? OP_WRITE : p < 81 ? OP_FLUSH : p < 87 ? OP_WZ
-		   : p < 93 ? OP_UNMAP : OP_RESET;
+	enum op op = want_op >= 0 ? (enum op)want_op :
+		     p < 40       ? OP_READ :
+		     p < 75       ? OP_WRITE :
+		     p < 81       ? OP_FLUSH :
+		     p < 87       ? OP_WZ :
+		     p < 93       ? OP_UNMAP :
+				    OP_RESET;
 	if (op == OP_UNMAP && !D->unmap)
 		op = OP_WZ;
 	if (rwonly && want_op < 0)
@@ -243,8 +247,8 @@ issue(int from_cb, int want_op)
 		else if (from_cb && (gout + 1 >= gdepth || C->out + 1 >= cdepth))
 			eagain_cb_off_by_one++; /* the running callback's own slot */
 		else
-			FAIL("%s -EAGAIN with channel %u/%u and group %u/%u (from_cb %d)", opname[op], C->out,
-			     cdepth, gout, gdepth, from_cb);
+			FAIL("%s -EAGAIN with channel %u/%u and group %u/%u (from_cb %d)", opname[op], C->out, cdepth,
+			     gout, gdepth, from_cb);
 		/* a reset on a full channel / group must be accepted */
 		if (xrand(&rng) % 16 == 0)
 			issue(from_cb, OP_RESET);
@@ -265,8 +269,8 @@ cb(void *arg, int status)
 	if (!in_poll)
 		FAIL("callback outside a poll");
 	if (r->state != 2) {
-		FAIL("callback for request seq %" PRIu64 " (%s) in state %d: %s", r->seq, opname[r->op],
-		     r->state, r->state == 0 ? "duplicate or never accepted" : "?");
+		FAIL("callback for request seq %" PRIu64 " (%s) in state %d: %s", r->seq, opname[r->op], r->state,
+		     r->state == 0 ? "duplicate or never accepted" : "?");
 		return;
 	}
 	r->state = 3;
@@ -283,7 +287,8 @@ cb(void *arg, int status)
 			for (unsigned k = 0; k < nreq; k++)
 				if (reqs[k].seq == r->snap[i] && reqs[k].state >= 2)
 					FAIL("reset on disk %d completed before request seq %" PRIu64 " (%s ch %d) "
-					     "accepted before it", C->disk, r->snap[i], opname[reqs[k].op], reqs[k].ch);
+					     "accepted before it",
+					     C->disk, r->snap[i], opname[reqs[k].op], reqs[k].ch);
 		if (r->rseq != C->rs_done + 1)
 			FAIL("resets of channel %d out of order: %" PRIu64 " after %" PRIu64, r->ch, r->rseq,
 			     C->rs_done);
@@ -295,18 +300,21 @@ cb(void *arg, int status)
 		C->out--;
 		gout--;
 		if (status != 0 && !(r->op == OP_UNMAP && status == -EOPNOTSUPP))
-			FAIL("%s disk %d off %" PRIu64 " n %" PRIu64 " status %d", opname[r->op], C->disk, r->off,
-			     r->n, status);
+			FAIL("%s disk %d off %" PRIu64 " n %" PRIu64 " status %d", opname[r->op], C->disk, r->off, r->n,
+			     status);
 		if (status == -EOPNOTSUPP && r->op == OP_UNMAP)
 			D->unmap = false;
 		if (status == 0) {
 			for (uint64_t i = 0; i < r->n; i++) {
 				uint64_t b = r->off + i;
 				if (r->op == OP_READ) {
-					size_t bad = verify((char *)r->buf + i * D->bs, D->bs, C->disk, b, D->shadow[b]);
+					size_t bad =
+						verify((char *)r->buf + i * D->bs, D->bs, C->disk, b, D->shadow[b]);
 					if (bad)
-						FAIL("data: disk %d block %" PRIu64 " expected gen %u, byte %zu differs "
-						     "(first word %016" PRIx64 ")", C->disk, b, D->shadow[b], bad - 1,
+						FAIL("data: disk %d block %" PRIu64
+						     " expected gen %u, byte %zu differs "
+						     "(first word %016" PRIx64 ")",
+						     C->disk, b, D->shadow[b], bad - 1,
 						     *(uint64_t *)((char *)r->buf + i * D->bs));
 				} else if (r->op == OP_WRITE) {
 					D->shadow[b] = r->gen;
@@ -405,17 +413,38 @@ main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt(argc, argv, "m:d:c:g:q:t:x:BRZ")) != -1) {
 		switch (opt) {
-		case 'm': mode = !strcmp(optarg, "busy") ? 0 : !strcmp(optarg, "epoll") ? 1 : 2; break;
-		case 'd': nd = (unsigned)atoi(optarg); break;
-		case 'c': cpd = (unsigned)atoi(optarg); break;
-		case 'g': gdepth = (unsigned)atoi(optarg); break;
-		case 'q': cdepth = (unsigned)atoi(optarg); break;
-		case 't': secs = atof(optarg); break;
-		case 'x': pmax = atoi(optarg); break;
-		case 'B': buffered = true; break;
-		case 'R': rwonly = true; break;
-		case 'Z': offonly = true; break;
-		default: return 2;
+		case 'm':
+			mode = !strcmp(optarg, "busy") ? 0 : !strcmp(optarg, "epoll") ? 1 : 2;
+			break;
+		case 'd':
+			nd = (unsigned)atoi(optarg);
+			break;
+		case 'c':
+			cpd = (unsigned)atoi(optarg);
+			break;
+		case 'g':
+			gdepth = (unsigned)atoi(optarg);
+			break;
+		case 'q':
+			cdepth = (unsigned)atoi(optarg);
+			break;
+		case 't':
+			secs = atof(optarg);
+			break;
+		case 'x':
+			pmax = atoi(optarg);
+			break;
+		case 'B':
+			buffered = true;
+			break;
+		case 'R':
+			rwonly = true;
+			break;
+		case 'Z':
+			offonly = true;
+			break;
+		default:
+			return 2;
 		}
 	}
 	nc = nd * cpd;
@@ -424,8 +453,8 @@ main(int argc, char **argv)
 	nreq = nc * cdepth + 4 * nc + 64;
 	reqs = calloc(nreq, sizeof(*reqs));
 
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (mode ? AIOBLK_GROUP_EVENTFD : 0),
-				       .queue_depth = gdepth};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | (mode ? AIOBLK_GROUP_EVENTFD : 0),
+					.queue_depth = gdepth };
 	int rc = aioblk_group_create_ext(&go, &grp);
 	if (rc)
 		DIE("group_create_ext: %d", rc);
@@ -434,7 +463,7 @@ main(int argc, char **argv)
 		snprintf(D->path, sizeof(D->path), "%s/adv_mix.%d.%u", tmpdir(), getpid(), i);
 		uint64_t nbytes = (64 + 16 * (i % 16)) * 4096ull;
 		make_file(D->path, nbytes);
-		struct aioblk_disk_opts dop = {.flags = buffered ? AIOBLK_DISK_BUFFERED : 0};
+		struct aioblk_disk_opts dop = { .flags = buffered ? AIOBLK_DISK_BUFFERED : 0 };
 		rc = aioblk_disk_open(D->path, &dop, &D->d);
 		if (rc)
 			DIE("open %s: %d", D->path, rc);
@@ -456,7 +485,7 @@ main(int argc, char **argv)
 		if (efd < 0)
 			DIE("group_fd %d", efd);
 		ep = epoll_create1(EPOLL_CLOEXEC);
-		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 1};
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 };
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev))
 			DIE("epoll_ctl");
 	} else {
@@ -495,7 +524,8 @@ main(int argc, char **argv)
 					hangs++;
 					int got = do_poll();
 					FAIL("hang: fd not readable for 3 s with %u outstanding (group %u); a poll "
-					     "then ran %d callbacks", o, gout, got);
+					     "then ran %d callbacks",
+					     o, gout, got);
 				}
 				if (mode == 2) {
 					issue(0, -1);
@@ -558,9 +588,9 @@ main(int argc, char **argv)
 		CHECK(aioblk_channel_get_stats(chans[i].ch, &st) == 0, "stats");
 		uint64_t sum = st.reads + st.writes + st.flushes + st.other_ops;
 		if (sum != chans[i].done || st.errors != 0)
-			FAIL("channel %u stats: %" PRIu64 " completed (r %" PRIu64 " w %" PRIu64 " f %" PRIu64 " other %" PRIu64
-			     ") errors %" PRIu64 ", model %" PRIu64, i, sum, st.reads, st.writes, st.flushes, st.other_ops,
-			     st.errors, chans[i].done);
+			FAIL("channel %u stats: %" PRIu64 " completed (r %" PRIu64 " w %" PRIu64 " f %" PRIu64
+			     " other %" PRIu64 ") errors %" PRIu64 ", model %" PRIu64,
+			     i, sum, st.reads, st.writes, st.flushes, st.other_ops, st.errors, chans[i].done);
 	}
 	CHECK(aioblk_group_destroy(grp) == -EBUSY, "group destroy with channels not -EBUSY");
 	for (unsigned i = 0; i < nc; i++) {
@@ -577,9 +607,9 @@ main(int argc, char **argv)
 	}
 	if (ep >= 0)
 		close(ep);
-	printf("mode %d: %" PRIu64 " accepted (r %" PRIu64 " w %" PRIu64 " f %" PRIu64 " wz %" PRIu64
-	       " un %" PRIu64 " rs %" PRIu64 "), eagain group %" PRIu64 " chan %" PRIu64
-	       " cb-own-slot %" PRIu64 ", loops %" PRIu64 "\n",
+	printf("mode %d: %" PRIu64 " accepted (r %" PRIu64 " w %" PRIu64 " f %" PRIu64 " wz %" PRIu64 " un %" PRIu64
+	       " rs %" PRIu64 "), eagain group %" PRIu64 " chan %" PRIu64 " cb-own-slot %" PRIu64 ", loops %" PRIu64
+	       "\n",
 	       mode, accepted, opcount[0], opcount[1], opcount[2], opcount[3], opcount[4], opcount[5], eagain_group,
 	       eagain_chan, eagain_cb_off_by_one, loops);
 	printf("longest poll: %.3f s (max %d, ran %d; in callbacks %.3f s, of which checks %.3f s)\n", maxpoll,

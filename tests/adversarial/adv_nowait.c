@@ -58,13 +58,14 @@ main(int argc, char **argv)
 	/* ADV_NOWAIT_REACTOR_ONLY=1 runs only the reactor part, so that
 	 * its devices meet RWF_NOWAIT for the first time */
 	for (int g_kind = getenv("ADV_NOWAIT_REACTOR_ONLY") ? 2 : 0; g_kind < 2; g_kind++) {
-		struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (g_kind ? AIOBLK_GROUP_EVENTFD : 0),
-					       .queue_depth = 1024};
+		struct aioblk_group_opts go = {
+			.flags = AIOBLK_GROUP_SHARED_CONTEXT | (g_kind ? AIOBLK_GROUP_EVENTFD : 0), .queue_depth = 1024
+		};
 		struct aioblk_group *g;
 		if (aioblk_group_create_ext(&go, &g))
 			DIE("group");
 		for (int i = 0; i < nd; i++) {
-			struct aioblk_disk_opts o = {.block_size = 4096, .flags = i < ndev ? AIOBLK_DISK_NOWAIT : 0};
+			struct aioblk_disk_opts o = { .block_size = 4096, .flags = i < ndev ? AIOBLK_DISK_NOWAIT : 0 };
 			int rc = aioblk_disk_open(path[i], &o, &d[i]);
 			if (rc)
 				DIE("open %s: %d", path[i], rc);
@@ -94,7 +95,8 @@ main(int argc, char **argv)
 					aioblk_channel_get_stats(c[i], &st);
 					calls += st.io_submit_calls;
 				}
-				printf("after the first submit (returned %d): channels' io_submit_calls sum %llu\n", took, calls);
+				printf("after the first submit (returned %d): channels' io_submit_calls sum %llu\n",
+				       took, calls);
 			}
 			double dl = now_s() + 10;
 			while (ncb < n && now_s() < dl)
@@ -102,10 +104,11 @@ main(int argc, char **argv)
 			CHECK(ncb == n, "round %d: %d of %d callbacks (first submit took %d)", round, ncb, n, took);
 			for (int j = 0; j < n; j++) {
 				CHECK(r[j].calls == 1, "read %d: %d callbacks", j, r[j].calls);
-				CHECK(r[j].status == 0, "%s block %" PRIu64 ": status %d", path[r[j].d], r[j].off, r[j].status);
+				CHECK(r[j].status == 0, "%s block %" PRIu64 ": status %d", path[r[j].d], r[j].off,
+				      r[j].status);
 				if (r[j].status == 0)
-					CHECK(!verify(r[j].buf, 4096, (uint32_t)r[j].d, r[j].off, 3), "%s block %" PRIu64 ": wrong data",
-					      path[r[j].d], r[j].off);
+					CHECK(!verify(r[j].buf, 4096, (uint32_t)r[j].d, r[j].off, 3),
+					      "%s block %" PRIu64 ": wrong data", path[r[j].d], r[j].off);
 				free(r[j].buf);
 			}
 			if (round == 0)
@@ -114,7 +117,8 @@ main(int argc, char **argv)
 		for (int i = 0; i < nd; i++) {
 			struct aioblk_channel_stats st;
 			aioblk_channel_get_stats(c[i], &st);
-			printf("  %s: reads %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 " io_submit calls %" PRIu64 "\n",
+			printf("  %s: reads %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 " io_submit calls %" PRIu64
+			       "\n",
 			       path[i], st.reads, st.retries, st.errors, st.io_submit_calls);
 			aioblk_channel_destroy(c[i]);
 			aioblk_disk_close(d[i]);
@@ -125,15 +129,17 @@ main(int argc, char **argv)
 	 * freshly opened device heads the batch, the files' reads follow it. */
 	for (int kind = 0; kind < 2; kind++) {
 		for (int round = 0; round < 5; round++) {
-			struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_EVENTFD | (kind ? 0 : AIOBLK_GROUP_SHARED_CONTEXT)};
+			struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_EVENTFD |
+								 (kind ? 0 : AIOBLK_GROUP_SHARED_CONTEXT) };
 			struct aioblk_group *g;
 			if (aioblk_group_create_ext(&go, &g))
 				DIE("group");
 			int ep = epoll_create1(EPOLL_CLOEXEC);
-			struct epoll_event ev = {.events = EPOLLIN};
+			struct epoll_event ev = { .events = EPOLLIN };
 			epoll_ctl(ep, EPOLL_CTL_ADD, aioblk_group_fd(g), &ev);
 			for (int i = 0; i < nd; i++) {
-				struct aioblk_disk_opts o = {.block_size = 4096, .flags = i < ndev ? AIOBLK_DISK_NOWAIT : 0};
+				struct aioblk_disk_opts o = { .block_size = 4096,
+							      .flags = i < ndev ? AIOBLK_DISK_NOWAIT : 0 };
 				if (aioblk_disk_open(path[i], &o, &d[i]) || aioblk_channel_create(g, d[i], 16, &c[i]))
 					DIE("open");
 			}
@@ -156,8 +162,8 @@ main(int argc, char **argv)
 				if (epoll_wait(ep, &ev, 1, 3000) <= 0) {
 					int got = aioblk_group_poll(g, 0);
 					FAIL("%s group, round %d: submit took %d of %d, then the fd stayed silent 3 s with %d "
-					     "callbacks pending (a poll then ran %d)", kind ? "plain" : "shared", round, took, n,
-					     n - ncb, got);
+					     "callbacks pending (a poll then ran %d)",
+					     kind ? "plain" : "shared", round, took, n, n - ncb, got);
 					break;
 				}
 				sleeps++;
@@ -168,8 +174,8 @@ main(int argc, char **argv)
 			while (ncb < n && now_s() < dl)
 				aioblk_group_poll(g, 0);
 			if (round == 0)
-				printf("%s eventfd group: submit took %d of %d, %d wake-ups\n", kind ? "plain" : "shared", took,
-				       n, sleeps);
+				printf("%s eventfd group: submit took %d of %d, %d wake-ups\n",
+				       kind ? "plain" : "shared", took, n, sleeps);
 			for (int j = 0; j < n; j++) {
 				CHECK(r[j].calls == 1, "read %d: %d callbacks", j, r[j].calls);
 				free(r[j].buf);

@@ -139,8 +139,8 @@ cb(void *arg, int status)
 			size_t bad = verify((char *)r->buf + b * bs, bs, (uint32_t)(t->id * 2 + disk), r->off + b,
 					    t->shadow[disk][i]);
 			if (bad)
-				FAIL("thread %d disk %d block %" PRIu64 ": data differs at %zu", t->id, disk, r->off + b,
-				     bad - 1);
+				FAIL("thread %d disk %d block %" PRIu64 ": data differs at %zu", t->id, disk,
+				     r->off + b, bad - 1);
 		}
 		t->busy[disk][i] = 0;
 	}
@@ -183,8 +183,8 @@ static void *
 run(void *arg)
 {
 	struct thr *t = arg;
-	struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_EVENTFD | (t->kind < 2 ? AIOBLK_GROUP_SHARED_CONTEXT : 0),
-				       .queue_depth = t->kind < 2 ? 48 : 0};
+	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_EVENTFD | (t->kind < 2 ? AIOBLK_GROUP_SHARED_CONTEXT : 0),
+					.queue_depth = t->kind < 2 ? 48 : 0 };
 	if (aioblk_group_create_ext(&go, &t->g))
 		DIE("group");
 	t->depth[0] = 32;
@@ -193,7 +193,7 @@ run(void *arg)
 	    aioblk_channel_create(t->g, t->file, t->depth[1], &t->ch[1]))
 		DIE("channels");
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN};
+	struct epoll_event ev = { .events = EPOLLIN };
 	epoll_ctl(ep, EPOLL_CTL_ADD, aioblk_group_fd(t->g), &ev);
 	double tend = now_s() + secs;
 	t->last_file = now_s();
@@ -221,7 +221,8 @@ run(void *arg)
 			t->hangs++;
 			int got = aioblk_group_poll(t->g, 0);
 			FAIL("thread %d kind %d: fd silent 3 s with %u device + %u file requests outstanding; a poll "
-			     "then ran %d", t->id, t->kind, t->out[0], t->out[1], got);
+			     "then ran %d",
+			     t->id, t->kind, t->out[0], t->out[1], got);
 			continue;
 		}
 		double tp = now_s();
@@ -290,7 +291,7 @@ main(int argc, char **argv)
 		t->span = span;
 		snprintf(t->fpath, sizeof(t->fpath), "%s/adv_qlim.%d.%u", tmpdir(), getpid(), i);
 		make_file(t->fpath, 4 << 20);
-		struct aioblk_disk_opts o = {.block_size = bs};
+		struct aioblk_disk_opts o = { .block_size = bs };
 		if ((rc = aioblk_disk_open(t->fpath, &o, &t->file)))
 			DIE("open file %d", rc);
 		t->nb[0] = span;
@@ -312,8 +313,9 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < NT; i++) {
 		struct thr *t = &T[i];
 		printf("thread %u kind %d: device %" PRIu64 " (%" PRIu64 " of 8 MiB), file %" PRIu64
-		       ", slowest 8 MiB write %.3f s, longest file gap %.3f s; longest submit %.3f s, sleep %.3f s, poll %.3f s\n", i, t->kind,
-		       t->done[0], t->big, t->done[1], t->maxbig, t->maxgap_file, t->maxsubmit, t->maxsleep, t->maxpoll);
+		       ", slowest 8 MiB write %.3f s, longest file gap %.3f s; longest submit %.3f s, sleep %.3f s, poll %.3f s\n",
+		       i, t->kind, t->done[0], t->big, t->done[1], t->maxbig, t->maxgap_file, t->maxsubmit, t->maxsleep,
+		       t->maxpoll);
 		printf("  its longest poll: %.3f s CPU, %ld voluntary switches (slept in the kernel), %ld involuntary\n",
 		       t->maxpoll_cpu, t->maxpoll_vcsw, t->maxpoll_ivcsw);
 		/* the machine is shared and noisy: a shared group's file channel may not stall much
@@ -321,9 +323,14 @@ main(int argc, char **argv)
 		double ref = NT > 2 ? T[2].maxgap_file : 0;
 		if (ctl_maxlate > ref)
 			ref = ctl_maxlate;
-		CHECK(t->maxgap_file < 3 * ref + 1.0,
-		      "thread %u (kind %d): file channel stalled %.3f s behind the saturated device (plain group "
-		      "%.3f s, control %.3f s)", i, t->kind, t->maxgap_file, NT > 2 ? T[2].maxgap_file : 0, ctl_maxlate);
+		CHECK(t->maxgap_file<
+			      3 * ref + 1.0,
+			      "thread %u (kind %d): file channel stalled %.3f s behind the saturated device (plain group "
+			      "%.3f s, control %.3f s)",
+			      i, t->kind, t->maxgap_file, NT> 2 ?
+			      T[2].maxgap_file :
+			      0,
+		      ctl_maxlate);
 		aioblk_disk_close(t->file);
 		unlink(t->fpath);
 		for (int d = 0; d < 2; d++) {

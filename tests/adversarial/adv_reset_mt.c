@@ -41,7 +41,7 @@ struct req {
 		uint64_t off, n;
 		uint32_t gen;
 		uint32_t ev[4]; /* evc of its blocks when the reset was issued */
-	} *snap;
+	} * snap;
 	unsigned nsnap;
 	int owner;
 };
@@ -70,7 +70,7 @@ static uint32_t bs;
 static uint64_t nb, slice;
 static uint32_t gens[MAXD][8192]; /* last gen issued per block (owner thread writes) */
 static uint64_t seqctr;
-static uint32_t evc[MAXD][8192]; /* writes + write-zeroes accepted per block (atomic) */
+static uint32_t evc[MAXD][8192];  /* writes + write-zeroes accepted per block (atomic) */
 static uint8_t zflag[MAXD][8192]; /* block zeroed by a write-zeroes, owner thread only */
 
 static inline uint64_t
@@ -276,7 +276,8 @@ check_reset(struct thr *t, struct req *r)
 					continue; /* a later write or write-zeroes of the block came after */
 				if ((w0 >> 48) != (uint64_t)r->disk || g < s->gen)
 					FAIL("thread %d (kind %d): reset on disk %d done, but write of thread %d (gen %u, "
-					     "block %" PRIu64 ") accepted before it is not on the disk (found gen %u%s)",
+					     "block %" PRIu64
+					     ") accepted before it is not on the disk (found gen %u%s)",
 					     t->id, t->kind, r->disk, s->owner, s->gen, s->off + b, g,
 					     still ? ", its callback has not run" : "");
 			}
@@ -318,8 +319,9 @@ cb(void *arg, int status)
 				uint32_t want = __atomic_load_n(&gens[r->disk][r->off + b], __ATOMIC_RELAXED);
 				if (zflag[r->disk][r->off + b])
 					want = 0;
-				if (want == 0 ? w0 != 0 : verify((char *)r->buf + b * bs, bs, r->disk, r->off + b, g) ||
-								 g != want)
+				if (want == 0 ?
+					    w0 != 0 :
+					    verify((char *)r->buf + b * bs, bs, r->disk, r->off + b, g) || g != want)
 					FAIL("thread %d: read disk %d block %" PRIu64 " gen %u, expected %u", t->id,
 					     r->disk, r->off + b, g, want);
 			}
@@ -372,9 +374,9 @@ run(void *arg)
 	int rc;
 	t->self = pthread_self();
 	bool shared = t->kind == 0 || t->kind == 2, efd = t->kind >= 2;
-	struct aioblk_group_opts go = {.flags = (shared ? AIOBLK_GROUP_SHARED_CONTEXT : 0) |
-						(efd ? AIOBLK_GROUP_EVENTFD : 0),
-				       .queue_depth = shared ? gdepth : 0};
+	struct aioblk_group_opts go = { .flags = (shared ? AIOBLK_GROUP_SHARED_CONTEXT : 0) |
+						 (efd ? AIOBLK_GROUP_EVENTFD : 0),
+					.queue_depth = shared ? gdepth : 0 };
 	rc = aioblk_group_create_ext(&go, &t->g);
 	if (rc)
 		DIE("group create kind %d: %d", t->kind, rc);
@@ -389,7 +391,7 @@ run(void *arg)
 			usleep(100);
 	if (efd) {
 		t->ep = epoll_create1(EPOLL_CLOEXEC);
-		struct epoll_event ev = {.events = EPOLLIN};
+		struct epoll_event ev = { .events = EPOLLIN };
 		epoll_ctl(t->ep, EPOLL_CTL_ADD, aioblk_group_fd(t->g), &ev);
 	}
 	double tend = now_s() + secs, next_lone = now_s() + 0.5;
@@ -446,12 +448,23 @@ main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt(argc, argv, "n:d:t:g:q:")) != -1) {
 		switch (opt) {
-		case 'n': NT = (unsigned)atoi(optarg); break;
-		case 'd': ND = (unsigned)atoi(optarg); break;
-		case 't': secs = atof(optarg); break;
-		case 'g': gdepth = (unsigned)atoi(optarg); break;
-		case 'q': cdepth = (unsigned)atoi(optarg); break;
-		default: return 2;
+		case 'n':
+			NT = (unsigned)atoi(optarg);
+			break;
+		case 'd':
+			ND = (unsigned)atoi(optarg);
+			break;
+		case 't':
+			secs = atof(optarg);
+			break;
+		case 'g':
+			gdepth = (unsigned)atoi(optarg);
+			break;
+		case 'q':
+			cdepth = (unsigned)atoi(optarg);
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (NT > MAXT || ND > MAXD)

@@ -42,12 +42,12 @@ main(void)
 				DIE("pwrite");
 		}
 		make_file(other, 1 << 20);
-		struct aioblk_disk_opts o = {.block_size = 4096, .flags = buffered ? AIOBLK_DISK_BUFFERED : 0};
+		struct aioblk_disk_opts o = { .block_size = 4096, .flags = buffered ? AIOBLK_DISK_BUFFERED : 0 };
 		struct aioblk_disk *d, *d2;
 		if (aioblk_disk_open(path, &o, &d) || aioblk_disk_open(other, &o, &d2))
 			DIE("open");
 		const unsigned D = 80;
-		struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D};
+		struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = D };
 		struct aioblk_group *g;
 		struct aioblk_channel *c, *c2;
 		if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, d, 64, &c) ||
@@ -82,15 +82,17 @@ main(void)
 			uint64_t end = (r[i].off + r[i].n) * 4096;
 			CHECK(r[i].calls == 1, "read %d: %d callbacks", i, r[i].calls);
 			if (end <= 102 * 4096) {
-				CHECK(r[i].status == 0, "buffered %d: read inside the new size (blocks %" PRIu64 "+4): %d",
-				      buffered, r[i].off, r[i].status);
+				CHECK(r[i].status == 0,
+				      "buffered %d: read inside the new size (blocks %" PRIu64 "+4): %d", buffered,
+				      r[i].off, r[i].status);
 				for (uint64_t b = 0; b < r[i].n && r[i].status == 0; b++)
-					CHECK(!verify(r[i].buf + b * 4096, 4096, 1, r[i].off + b, 7), "data block %" PRIu64,
-					      r[i].off + b);
+					CHECK(!verify(r[i].buf + b * 4096, 4096, 1, r[i].off + b, 7),
+					      "data block %" PRIu64, r[i].off + b);
 				ok++;
 			} else {
-				CHECK(r[i].status == -EIO, "buffered %d: read of blocks %" PRIu64 "+4 across/past the end "
-							   "(%" PRIu64 " bytes): status %d, want -EIO",
+				CHECK(r[i].status == -EIO,
+				      "buffered %d: read of blocks %" PRIu64 "+4 across/past the end "
+				      "(%" PRIu64 " bytes): status %d, want -EIO",
 				      buffered, r[i].off, newsz, r[i].status);
 				eio++;
 			}
@@ -105,8 +107,8 @@ main(void)
 		}
 		while (acc < (int)D && (rc = aioblk_read(c, b1, 0, 1, cb, &r[0])) == 0)
 			acc++;
-		CHECK(acc == (int)D, "buffered %d: group took %d after the short reads, depth %u (last rc %d)", buffered,
-		      acc, D, rc);
+		CHECK(acc == (int)D, "buffered %d: group took %d after the short reads, depth %u (last rc %d)",
+		      buffered, acc, D, rc);
 		ncb = 0;
 		dl = now_s() + 10;
 		while (ncb < acc && now_s() < dl)

@@ -43,9 +43,9 @@ main(void)
 	struct aioblk_disk *d;
 	if (aioblk_disk_open(path, NULL, &d))
 		DIE("open");
-	struct aioblk_group_opts ga = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD};
-	struct aioblk_group_opts gb = {0};
-	struct aioblk_group_opts gc = {.flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = 64};
+	struct aioblk_group_opts ga = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_EVENTFD };
+	struct aioblk_group_opts gb = { 0 };
+	struct aioblk_group_opts gc = { .flags = AIOBLK_GROUP_SHARED_CONTEXT, .queue_depth = 64 };
 	struct aioblk_group *A, *B, *C;
 	struct aioblk_channel *ca, *cb_, *cc;
 	if (aioblk_group_create_ext(&ga, &A) || aioblk_group_create_ext(&gb, &B) || aioblk_group_create_ext(&gc, &C) ||
@@ -53,7 +53,7 @@ main(void)
 	    aioblk_channel_create(C, d, 32, &cc))
 		DIE("setup");
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN};
+	struct epoll_event ev = { .events = EPOLLIN };
 	epoll_ctl(ep, EPOLL_CTL_ADD, aioblk_group_fd(A), &ev);
 	char *buf = xalloc(4096, 64 * 4096);
 	for (int round = 0; round < 50; round++) {

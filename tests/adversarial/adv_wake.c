@@ -37,7 +37,7 @@ a_cb(void *arg, int status)
 static void *
 thread_b(void *arg)
 {
-	struct aioblk_group_opts go = {.flags = b_kind ? AIOBLK_GROUP_SHARED_CONTEXT : 0};
+	struct aioblk_group_opts go = { .flags = b_kind ? AIOBLK_GROUP_SHARED_CONTEXT : 0 };
 	struct aioblk_group *g;
 	struct aioblk_channel *c;
 	if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, X, 32, &c))
@@ -73,7 +73,8 @@ main(void)
 		int efd = kase / 2 == 0;
 		b_done = b_issued = a_done = 0;
 		t_b_poll_us = 0;
-		struct aioblk_group_opts go = {.flags = AIOBLK_GROUP_SHARED_CONTEXT | (efd ? AIOBLK_GROUP_EVENTFD : 0)};
+		struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT |
+							 (efd ? AIOBLK_GROUP_EVENTFD : 0) };
 		struct aioblk_group *g;
 		struct aioblk_channel *c;
 		if (aioblk_group_create_ext(&go, &g) || aioblk_channel_create(g, X, 8, &c))
@@ -81,7 +82,7 @@ main(void)
 		int ep = -1;
 		if (efd) {
 			ep = epoll_create1(EPOLL_CLOEXEC);
-			struct epoll_event ev = {.events = EPOLLIN};
+			struct epoll_event ev = { .events = EPOLLIN };
 			epoll_ctl(ep, EPOLL_CTL_ADD, aioblk_group_fd(g), &ev);
 		}
 		pthread_barrier_init(&bar, NULL, 2);
@@ -114,8 +115,8 @@ main(void)
 		}
 		pthread_join(tb, NULL);
 		double tbp = __atomic_load_n(&t_b_poll_us, __ATOMIC_ACQUIRE) / 1e6;
-		printf("case %d (B %s, A %s): reset done at %.1f ms, B first polled at %.1f ms, A woke %d times\n", kase,
-		       b_kind ? "shared" : "plain", efd ? "eventfd" : "busy-poll wait(-1)", t_reset_done * 1e3,
+		printf("case %d (B %s, A %s): reset done at %.1f ms, B first polled at %.1f ms, A woke %d times\n",
+		       kase, b_kind ? "shared" : "plain", efd ? "eventfd" : "busy-poll wait(-1)", t_reset_done * 1e3,
 		       tbp * 1e3, wakes);
 		CHECK(a_done, "case %d: reset never completed", kase);
 		if (t_reset_done < tbp)

@@ -17,24 +17,24 @@
 static int adv_failures;
 #define FAILED() __atomic_load_n(&adv_failures, __ATOMIC_RELAXED)
 
-#define FAIL(...)                                                                    \
-	do {                                                                         \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                 \
-		fprintf(stderr, __VA_ARGS__);                                        \
-		fprintf(stderr, "\n");                                               \
-		__atomic_add_fetch(&adv_failures, 1, __ATOMIC_RELAXED);              \
+#define FAIL(...)                                                       \
+	do {                                                            \
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);    \
+		fprintf(stderr, __VA_ARGS__);                           \
+		fprintf(stderr, "\n");                                  \
+		__atomic_add_fetch(&adv_failures, 1, __ATOMIC_RELAXED); \
 	} while (0)
 
-#define CHECK(cond, ...)                                                             \
-	do {                                                                         \
-		if (!(cond))                                                         \
-			FAIL(__VA_ARGS__);                                           \
+#define CHECK(cond, ...)                   \
+	do {                               \
+		if (!(cond))               \
+			FAIL(__VA_ARGS__); \
 	} while (0)
 
-#define DIE(...)                                                                     \
-	do {                                                                         \
-		FAIL(__VA_ARGS__);                                                   \
-		exit(1);                                                             \
+#define DIE(...)                   \
+	do {                       \
+		FAIL(__VA_ARGS__); \
+		exit(1);           \
 	} while (0)
 
 static inline double
