@@ -121,7 +121,7 @@ fail:
 void
 chan_free(struct aioblk_channel *ch)
 {
-	if (ch->kc == &ch->own_kctx)
+	if (!ch->shared)
 		ring_close(&ch->own_kctx);
 	free_channel(ch);
 }

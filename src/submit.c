@@ -45,10 +45,8 @@ submit_enqueue(struct aioblk_channel *ch, struct aioblk_req *req)
 /*
  * The kernel refused the iocb at the head of the batch with @err (not
  * EAGAIN). Decide what becomes of that one request; the rest go on.
- * Returns true when it went back to the head of the batch, to be submitted
- * again.
  */
-static bool
+static void
 submit_refused(struct aioblk_kctx *kc, struct aioblk_req *req, int err)
 {
 	struct aioblk_channel *ch = req->ch;
@@ -59,7 +57,7 @@ submit_refused(struct aioblk_kctx *kc, struct aioblk_req *req, int err)
 		if (atomic_exchange(&disk->flush_mode, FLUSH_SYNC) != FLUSH_SYNC)
 			aioblk_log(AIOBLK_LOG_WARNING, "%s: asynchronous flush refused, using fdatasync", disk->name);
 		offload_queue(req);
-		return false;
+		return;
 	}
 #ifdef AIOBLK_HAVE_RW_FLAGS
 	if (req->op == OP_READ && (err == -EOPNOTSUPP || err == -EINVAL) && (req->iocb.aio_rw_flags & RWF_NOWAIT)) {
@@ -80,12 +78,11 @@ submit_refused(struct aioblk_kctx *kc, struct aioblk_req *req, int err)
 		ch->stats.retries++;
 		/* Back to the head of the batch, where its iocb pointer still is: the submit loop goes on with it. */
 		kc->batch_head--;
-		return true;
+		return;
 	}
 #endif
 	aioblk_log(AIOBLK_LOG_ERR, "%s: io_submit refused a request: %s", disk->name, strerror(-err));
 	chan_complete_later(ch, req, err);
-	return false;
 }
 
 /*
