@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,7 +119,13 @@ fx_drive(struct fx *fx, struct fx_req *reqs, unsigned n, int timeout_ms)
 			if (poll(&pfd, 1, (int)left) <= 0)
 				continue;
 		}
-		aioblk_group_poll(fx->group, 0);
+		/*
+		 * Nothing ran: let the offload threads have the CPU, as a reactor
+		 * with other work would. Under valgrind, whose threads take turns
+		 * on one lock, a poller that never yields can starve them.
+		 */
+		if (aioblk_group_poll(fx->group, 0) == 0)
+			sched_yield();
 	}
 	return 0;
 }
