@@ -28,7 +28,11 @@ aioblk_group_create_ext(const struct aioblk_group_opts *opts, struct aioblk_grou
 	if (!opts)
 		opts = &defaults;
 	shared = opts->flags & AIOBLK_GROUP_SHARED_CONTEXT;
-	if (!groupp || (opts->flags & ~(AIOBLK_GROUP_EVENTFD | AIOBLK_GROUP_SHARED_CONTEXT)))
+	if (!groupp ||
+	    (opts->flags & ~(AIOBLK_GROUP_EVENTFD | AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_WAIT_IN_KERNEL)))
+		return -EINVAL;
+	/* An eventfd group's wait sleeps on the eventfd; events taken by io_getevents would never signal it. */
+	if ((opts->flags & AIOBLK_GROUP_EVENTFD) && (opts->flags & AIOBLK_GROUP_WAIT_IN_KERNEL))
 		return -EINVAL;
 	/* A depth is the shared context's: without one it would mean nothing. */
 	if (opts->queue_depth > AIOBLK_MAX_QUEUE_DEPTH || (opts->queue_depth && !shared))
@@ -51,6 +55,7 @@ aioblk_group_create_ext(const struct aioblk_group_opts *opts, struct aioblk_grou
 			return rc;
 		}
 	}
+	group->wait_in_kernel = opts->flags & AIOBLK_GROUP_WAIT_IN_KERNEL;
 	*groupp = group;
 	return 0;
 }
@@ -541,6 +546,42 @@ wait_idle(struct aioblk_group *group, int64_t deadline)
 	return 0;
 }
 
+/*
+ * WAIT_IN_KERNEL: sleep in io_getevents(2) on a context with requests in
+ * the kernel, until one completes or @deadline (< 0: none). Only that
+ * context's completions can end the sleep, so it lasts at most BUSY_NAP_NS
+ * while anything else of the group is outstanding: other contexts'
+ * requests, queued iocbs, library threads' work, resets. Returns 0, or
+ * -errno of io_getevents; 1 when no context has requests in the kernel
+ * (the caller spins, as without the flag).
+ */
+static int
+wait_in_kernel(struct aioblk_group *group, int64_t deadline)
+{
+	struct aioblk_kctx *kc = group->kctx.shared ? &group->kctx : NULL;
+	const struct aioblk_channel *ch;
+	unsigned outstanding = 0;
+	struct timespec left;
+	int64_t now;
+
+	for (ch = group->channels; ch; ch = ch->group_next) {
+		outstanding += ch->inflight;
+		if (ch->done_head || ch->resets_head)
+			return 1; /* the next poll runs it */
+		if (!kc && ch->kc->in_kernel)
+			kc = ch->kc;
+	}
+	if (!kc || !kc->in_kernel)
+		return 1;
+	if (outstanding != kc->in_kernel || deadline >= 0) {
+		now = now_ns();
+		if (outstanding != kc->in_kernel && (deadline < 0 || deadline > now + BUSY_NAP_NS))
+			deadline = now + BUSY_NAP_NS;
+		left = ns_to_timespec(deadline > now ? deadline - now : 0);
+	}
+	return ring_wait(kc, deadline >= 0 ? &left : NULL);
+}
+
 AIOBLK_EXPORT int
 aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 {
@@ -563,8 +604,14 @@ aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 			return 0;
 		/* Busy-poll mode spins only while its own rings or queues have work. */
 		next = group->wake.efd < 0 ? busy_next(group) : BUSY_SLEEP;
-		if (next == BUSY_SPIN)
+		if (next == BUSY_SPIN) {
+			if (group->wait_in_kernel) {
+				rc = wait_in_kernel(group, deadline);
+				if (rc < 0)
+					return rc;
+			}
 			continue;
+		}
 		if (next == BUSY_NAP) {
 			int64_t until = now_ns() + BUSY_NAP_NS;
 

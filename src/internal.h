@@ -247,6 +247,10 @@ struct aioblk_kctx {
 	uint64_t rounds;        /* admissions made, so that each channel is counted once in each */
 	/* A channel's done list or resets may hold something: the poll looks at each channel. */
 	bool lists;
+
+	/* The event a wait took with io_getevents (ring_wait): the next reap returns it first. */
+	bool stashed;
+	struct io_event stash;
 };
 
 struct aioblk_channel {
@@ -316,6 +320,7 @@ struct aioblk_group {
 	 */
 	uint64_t efd_reaped;
 	uint64_t efd_consumed;
+	bool wait_in_kernel; /* AIOBLK_GROUP_WAIT_IN_KERNEL */
 };
 
 /* This poll found work on @ch: count it once among the channel's busy polls. */
@@ -449,6 +454,7 @@ int ring_open(struct aioblk_kctx *kc, unsigned depth, const char *name);
 void ring_close(struct aioblk_kctx *kc);
 unsigned ring_reap(struct aioblk_kctx *kc, struct io_event *events, unsigned max);
 bool ring_has_events(const struct aioblk_kctx *kc);
+int ring_wait(struct aioblk_kctx *kc, const struct timespec *timeout);
 
 /* log.c */
 void aioblk_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

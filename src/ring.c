@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A kernel io_context: made with its batch array, its completion ring read
- * straight from user space, destroyed.
+ * straight from user space (or slept on in io_getevents, for a wait that
+ * must not spin), destroyed.
  *
  * The kernel (fs/aio.c, aio_complete) writes the event, issues smp_wmb(),
  * then advances tail. We are the only writer of head. So: load tail with
@@ -101,8 +102,22 @@ reap_syscall(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 	return (unsigned)rc;
 }
 
+static unsigned reap_ring(struct aioblk_kctx *kc, struct io_event *events, unsigned max);
+
+/* Up to @max completed events, oldest first: the one a wait took (ring_wait), then the ring's. */
 unsigned
 ring_reap(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
+{
+	if (unlikely(kc->stashed)) {
+		events[0] = kc->stash;
+		kc->stashed = false;
+		return 1 + (max > 1 ? reap_ring(kc, events + 1, max - 1) : 0);
+	}
+	return reap_ring(kc, events, max);
+}
+
+static unsigned
+reap_ring(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 {
 	struct aio_ring *ring = kc->ring;
 	uint32_t head, tail, nr, avail, first;
@@ -144,7 +159,37 @@ ring_has_events(const struct aioblk_kctx *kc)
 {
 	const struct aio_ring *ring = kc->ring;
 
+	if (kc->stashed)
+		return true;
 	if (!ring)
 		return kc->in_kernel > 0; /* cannot look without a system call: assume so */
 	return ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Sleep in io_getevents(2) until the context has a completion, or for
+ * @timeout (NULL: no limit). The event it returns is kept for the next
+ * ring_reap, ahead of the ring: every completion is still run by a poll.
+ * Returns 0 (an event, the timeout, or a signal) or -errno.
+ */
+int
+ring_wait(struct aioblk_kctx *kc, const struct timespec *timeout)
+{
+	struct timespec left;
+	int rc;
+
+	if (kc->stashed)
+		return 0;
+	/* The kernel may write what is left of the timeout back. */
+	if (timeout)
+		left = *timeout;
+	rc = aioblk_sys_io_getevents(kc->ctx, 1, 1, &kc->stash, timeout ? &left : NULL);
+	if (rc == -EINTR)
+		return 0;
+	if (rc < 0) {
+		aioblk_log(AIOBLK_LOG_ERR, "%s: io_getevents failed: %s", kc->name, strerror(-rc));
+		return rc;
+	}
+	kc->stashed = rc > 0;
+	return 0;
 }

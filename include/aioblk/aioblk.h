@@ -331,11 +331,20 @@ int aioblk_disk_config_json(const struct aioblk_disk *disk, char *buf, size_t le
  * one context per thread instead of one per disk per thread.
  */
 #define AIOBLK_GROUP_SHARED_CONTEXT (1u << 1)
+/**
+ * aioblk_group_wait() sleeps in io_getevents(2) while the group's requests
+ * are in the kernel, instead of spinning: for a thread that waits for its
+ * own requests and has nothing else to do (a server's worker thread, a
+ * synchronous wrapper). A completion then costs one system call and wakes
+ * the thread at once. Not with AIOBLK_GROUP_EVENTFD, whose wait already
+ * sleeps (in ppoll(2) on the eventfd).
+ */
+#define AIOBLK_GROUP_WAIT_IN_KERNEL (1u << 2)
 /**@}*/
 
 /** Options of aioblk_group_create_ext(). Zeroed fields take their defaults. */
 struct aioblk_group_opts {
-	uint32_t flags;       /**< AIOBLK_GROUP_EVENTFD, AIOBLK_GROUP_SHARED_CONTEXT */
+	uint32_t flags;       /**< AIOBLK_GROUP_EVENTFD, AIOBLK_GROUP_SHARED_CONTEXT, AIOBLK_GROUP_WAIT_IN_KERNEL */
 	unsigned queue_depth; /**< with SHARED_CONTEXT: the shared context's depth; 0: 256; at most 65536 */
 };
 
@@ -349,11 +358,12 @@ struct aioblk_group_opts {
  *
  * Thread: any; the group then belongs to the caller.
  *
- * @param flags  0, AIOBLK_GROUP_EVENTFD, AIOBLK_GROUP_SHARED_CONTEXT (a shared
- *               context of the default depth, 256), or both.
+ * @param flags  0, or AIOBLK_GROUP_EVENTFD, AIOBLK_GROUP_SHARED_CONTEXT (a
+ *               shared context of the default depth, 256) and
+ *               AIOBLK_GROUP_WAIT_IN_KERNEL or'ed together.
  * @param groupp where the new group is stored on success.
- * @return 0, -EINVAL (NULL groupp, unknown flags), -ENOMEM, or an eventfd
- *         error (-EMFILE, -ENFILE).
+ * @return 0, -EINVAL (NULL groupp, unknown flags, EVENTFD with
+ *         WAIT_IN_KERNEL), -ENOMEM, or an eventfd error (-EMFILE, -ENFILE).
  */
 int aioblk_group_create(uint32_t flags, struct aioblk_group **groupp);
 
@@ -379,8 +389,9 @@ int aioblk_group_create(uint32_t flags, struct aioblk_group **groupp);
  *
  * @param opts   the options, or NULL for a plain busy-poll group.
  * @param groupp where the new group is stored on success.
- * @return 0; -EINVAL (NULL groupp, unknown flags, a queue_depth above
- *         65536, or a queue_depth without AIOBLK_GROUP_SHARED_CONTEXT);
+ * @return 0; -EINVAL (NULL groupp, unknown flags, EVENTFD with
+ *         WAIT_IN_KERNEL, a queue_depth above 65536, or a queue_depth
+ *         without AIOBLK_GROUP_SHARED_CONTEXT);
  *         -ENOMEM; an eventfd error (-EMFILE, -ENFILE); with
  *         SHARED_CONTEXT, an io_setup error: -EAGAIN when the system-wide
  *         AIO limit (fs.aio-max-nr) would be exceeded.
@@ -441,7 +452,12 @@ int aioblk_group_submit(struct aioblk_group *group);
  * nothing outstanding: it then sleeps rather than returning at once. In
  * eventfd mode it sleeps in ppoll(2) on the eventfd. Without an eventfd
  * (busy-poll mode) it busy-polls while the group has requests in the
- * kernel or queued for it; while what is outstanding is only work of the
+ * kernel or queued for it, unless the group has AIOBLK_GROUP_WAIT_IN_KERNEL:
+ * it then sleeps in io_getevents(2) on a context that has requests in the
+ * kernel, until one of them completes or the timeout passes, and for at
+ * most 100 us at a time while the group also has requests elsewhere (in
+ * other channels' contexts, queued, or with the library's threads) or
+ * resets; while what is outstanding is only work of the
  * library's threads (write-zeroes, unmap, the fdatasync fallback) or resets
  * waiting for other groups, it looks again every 100 us instead of
  * spinning; and it sleeps (clock_nanosleep(2)) while nothing is

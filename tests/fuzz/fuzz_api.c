@@ -405,8 +405,11 @@ do_group_create(void)
 	if (gr->g)
 		return;
 	switch ((f >> 1) & 7) {
-	case 7: /* an unknown flag */
-		CHECK(aioblk_group_create(opts.flags | (1u << (2 + (f >> 4))), &g) == -EINVAL);
+	case 7: /* an unknown flag, or a wait in the kernel with an eventfd */
+		CHECK(aioblk_group_create(opts.flags | (1u << (3 + (f >> 4))), &g) == -EINVAL);
+		opts.flags = AIOBLK_GROUP_EVENTFD | AIOBLK_GROUP_WAIT_IN_KERNEL;
+		CHECK(aioblk_group_create_ext(&opts, &g) == -EINVAL);
+		CHECK(g == NULL);
 		return;
 	case 6: /* a depth without a shared context, or too deep */
 		opts.queue_depth = f & 0x10 ? 65537 : 8;
@@ -424,6 +427,9 @@ do_group_create(void)
 	default:
 		break;
 	}
+	/* Busy-poll groups whose waits sleep in io_getevents(2). */
+	if (!(opts.flags & AIOBLK_GROUP_EVENTFD) && (f & 0x40))
+		opts.flags |= AIOBLK_GROUP_WAIT_IN_KERNEL;
 	rc = f & 0x80 && !opts.queue_depth ? aioblk_group_create(opts.flags, &g) : aioblk_group_create_ext(&opts, &g);
 	TRACE("group %d create eventfd %d depth %u: %d\n", (int)(gr - W.grps), (int)(opts.flags & 1), opts.queue_depth,
 	      rc);
