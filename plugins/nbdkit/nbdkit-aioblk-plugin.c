@@ -7,11 +7,12 @@
  * The disk is opened once and shared by every connection. Each nbdkit
  * worker thread makes its own aioblk group and channel the first time it
  * serves a request, and they are destroyed when the thread exits (a
- * pthread key's destructor). A request is issued on one of the thread's
- * channels and the thread polls (and, on a slow device, sleeps on the
- * eventfd) until the callback ran: nbdkit hands each worker one request at
- * a time, so a channel has at most BOUNCE_SLOTS requests outstanding (the
- * pieces of a large request going through the bounce buffer).
+ * pthread key's destructor). A request is issued on the thread's channel
+ * and the thread polls the ring (and, on a slow device, sleeps in
+ * io_getevents) until the callback ran: nbdkit hands each worker one
+ * request at a time, so a channel has at most BOUNCE_SLOTS requests
+ * outstanding (the pieces of a large request going through the bounce
+ * buffer).
  *
  * Requests that are not whole blocks in block-aligned memory (nbdkit's
  * buffers come from malloc) go through a per-thread bounce buffer; writes
@@ -52,21 +53,16 @@
 /* Default request slots of each thread's channel. */
 #define DEFAULT_QUEUE_DEPTH 4u
 
-/* How long a wait polls before it sleeps (and a request stops counting as fast). */
+/* wait=eventfd: how long a wait polls before it sleeps. */
 #define SPIN_NS 20000
-/* Polls of a wait before it reads the clock: a fast device's request is found by the first. */
+/* Polls of a wait before it sleeps (or reads the clock): a fast device's request is found by the first. */
 #define FREE_POLLS 4
-/* wait=auto: a polled request that turned out slow sleeps this long between polls. */
-#define SLOW_POLL_SLEEP_NS 50000
 
 enum wait_mode {
-	WAIT_AUTO,    /* the polled channel after a fast request, else the eventfd one */
-	WAIT_EVENTFD, /* poll for SPIN_NS, then sleep in poll(2) on the eventfd */
+	WAIT_AUTO,    /* poll the ring a few times, then sleep in io_getevents (AIOBLK_GROUP_WAIT_IN_KERNEL) */
+	WAIT_EVENTFD, /* poll for SPIN_NS, then sleep in poll(2) on the group's eventfd */
 	WAIT_POLL,    /* busy-poll until the request completes */
 };
-
-/* The two channels of a thread: one in a polled group, one in an eventfd group. */
-enum { POLLED, EVENTFD };
 
 /* Parameters (config) and the disk (get_ready), shared by all threads. */
 static char *filename;
@@ -91,24 +87,10 @@ static atomic_uint live_ctxs;
 static pthread_mutex_t rmw_locks[RMW_STRIPES];
 static atomic_bool trim_refused_logged;
 
-/*
- * One worker thread's aioblk objects. With wait=auto it has both channels
- * and each request picks one: the polled one when the thread's previous
- * request was fast, that is every wait of it was over within its SPIN_NS
- * of polling (a device that answers at once: no eventfd to signal and
- * read, the cheapest path), else the eventfd one (a slow device: the
- * thread sleeps instead of spinning). Whether a request was fast is not
- * timed from start to end: a thread preempted on a busy machine would
- * count as slow, and the clock would be read on every request.
- */
+/* One worker thread's aioblk objects. */
 struct thread_ctx {
-	struct aioblk_group *groups[2];
-	struct aioblk_channel *chans[2];
-	struct aioblk_group *group; /* of the request being served */
+	struct aioblk_group *group;
 	struct aioblk_channel *ch;
-	bool polled;  /* group is the polled one */
-	bool fast;    /* every wait of the previous request ended while polling */
-	bool slow;    /* a wait of the request being served polled for SPIN_NS in vain */
 	char *bounce; /* BOUNCE_SLOTS * SLOT_SIZE bytes aligned for direct I/O, made on first use */
 };
 
@@ -148,20 +130,16 @@ ctx_destroy(void *p)
 	struct thread_ctx *ctx = p;
 	int rc;
 
-	for (int i = 0; i < 2; i++) {
-		if (!ctx->chans[i])
-			continue;
-		rc = aioblk_channel_destroy(ctx->chans[i]);
+	if (ctx->ch) {
+		rc = aioblk_channel_destroy(ctx->ch);
 		if (rc < 0) {
 			/* Requests still in flight: io_destroy would wait for them; leak instead. */
 			nbdkit_debug("aioblk: channel not destroyed at thread exit: %s", strerror(-rc));
 			return;
 		}
-		ctx->chans[i] = NULL;
 	}
-	for (int i = 0; i < 2; i++)
-		if (ctx->groups[i])
-			aioblk_group_destroy(ctx->groups[i]);
+	if (ctx->group)
+		aioblk_group_destroy(ctx->group);
 	free(ctx->bounce);
 	free(ctx);
 	nbdkit_debug("aioblk: worker thread's channel destroyed (%u left)", atomic_fetch_sub(&live_ctxs, 1) - 1);
@@ -176,45 +154,43 @@ now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Make the group and channel of one kind (POLLED or EVENTFD). */
+/* Make the thread's group, of the kind its wait= asks for, and its channel. */
 static int
-ctx_add(struct thread_ctx *ctx, int kind)
+ctx_make(struct thread_ctx *ctx)
 {
-	int rc = aioblk_group_create(kind == EVENTFD ? AIOBLK_GROUP_EVENTFD : 0, &ctx->groups[kind]);
+	static const uint32_t group_flags[] = {
+		[WAIT_AUTO] = AIOBLK_GROUP_WAIT_IN_KERNEL,
+		[WAIT_EVENTFD] = AIOBLK_GROUP_EVENTFD,
+		[WAIT_POLL] = 0,
+	};
+	int rc = aioblk_group_create(group_flags[wait_mode], &ctx->group);
 
 	if (rc < 0) {
 		nbdkit_error("aioblk_group_create: %s", strerror(-rc));
 		return rc;
 	}
-	rc = aioblk_channel_create(ctx->groups[kind], disk, queue_depth, &ctx->chans[kind]);
+	rc = aioblk_channel_create(ctx->group, disk, queue_depth, &ctx->ch);
 	if (rc < 0)
 		nbdkit_error("aioblk_channel_create: %s%s", strerror(-rc),
 			     rc == -EAGAIN ? " (raise sysctl fs.aio-max-nr or lower queue-depth=)" : "");
 	return rc;
 }
 
-/*
- * The calling worker thread's groups and channels, made on its first
- * request; and the channel this request uses.
- */
+/* The calling worker thread's group and channel, made on its first request. */
 static struct thread_ctx *
 get_ctx(void)
 {
 	struct thread_ctx *ctx = pthread_getspecific(ctx_key);
-	int rc = 0;
+	int rc;
 
 	if (ctx)
-		goto pick;
+		return ctx;
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
 		nbdkit_error("calloc: %m");
 		return NULL;
 	}
-	ctx->fast = true;
-	if (wait_mode != WAIT_EVENTFD)
-		rc = ctx_add(ctx, POLLED);
-	if (rc == 0 && wait_mode != WAIT_POLL)
-		rc = ctx_add(ctx, EVENTFD);
+	rc = ctx_make(ctx);
 	if (rc < 0)
 		goto fail;
 	rc = pthread_setspecific(ctx_key, ctx);
@@ -223,32 +199,15 @@ get_ctx(void)
 		goto fail;
 	}
 	nbdkit_debug("aioblk: worker thread's channel made (%u in all)", atomic_fetch_add(&live_ctxs, 1) + 1);
-pick:
-	ctx->slow = false;
-	if (wait_mode == WAIT_AUTO)
-		ctx->polled = ctx->fast;
-	else
-		ctx->polled = wait_mode == WAIT_POLL;
-	ctx->group = ctx->groups[ctx->polled ? POLLED : EVENTFD];
-	ctx->ch = ctx->chans[ctx->polled ? POLLED : EVENTFD];
 	return ctx;
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (ctx->chans[i])
-			aioblk_channel_destroy(ctx->chans[i]);
-		if (ctx->groups[i])
-			aioblk_group_destroy(ctx->groups[i]);
-	}
+	if (ctx->ch)
+		aioblk_channel_destroy(ctx->ch);
+	if (ctx->group)
+		aioblk_group_destroy(ctx->group);
 	free(ctx);
 	errno = rc < 0 ? -rc : rc;
 	return NULL;
-}
-
-/* The request is done: whether it was fast decides the next one's channel. */
-static void
-put_ctx(struct thread_ctx *ctx)
-{
-	ctx->fast = !ctx->slow;
 }
 
 static char *
@@ -286,22 +245,17 @@ op_done(void *arg, int status)
  * Wait until at least one callback of the group ran; the caller has a
  * request outstanding. What is queued goes to the kernel first, and a
  * fast device (zram) has completed it inside that io_submit: the first
- * poll of the ring finds it, without another system call and without
- * reading the clock. Otherwise the wait polls on for up to SPIN_NS (a poll
- * that finds nothing makes no system call either), then the polled group
- * spins on (wait=poll) or polls every SLOW_POLL_SLEEP_NS (wait=auto, for
- * the one request that turned out slow), and the eventfd group sleeps in
- * aioblk_group_wait(). With wait=auto the eventfd group, used after a slow
- * request, sleeps without spinning: on a slow device the spinning found
- * nothing and took the CPU from whatever completes the request (the loop
- * driver's worker thread, on a loop device). It never gives up: a request
- * still in flight points at the caller's stack and buffers, so a failing
- * wait turns into polling.
+ * poll of the ring finds it, without another system call. Otherwise
+ * wait=auto sleeps in io_getevents at once (one system call, and the CPU
+ * goes to whatever completes the request: the loop driver's worker
+ * thread, on a loop device), wait=eventfd polls for SPIN_NS and then
+ * sleeps in poll(2) on the eventfd (then reads it: two system calls), and
+ * wait=poll spins. It never gives up: a request still in flight points
+ * at the caller's stack and buffers, so a failing wait turns into polling.
  */
 static void
 wait_some(struct thread_ctx *ctx)
 {
-	const struct timespec pause = { .tv_sec = 0, .tv_nsec = SLOW_POLL_SLEEP_NS };
 	int64_t deadline;
 	unsigned i;
 	int rc;
@@ -310,23 +264,18 @@ wait_some(struct thread_ctx *ctx)
 	for (i = 0; i < FREE_POLLS; i++)
 		if (aioblk_group_poll(ctx->group, 0) > 0)
 			return;
-	if (wait_mode == WAIT_AUTO && !ctx->polled) {
-		ctx->slow = true;
-		goto sleep;
+	if (wait_mode == WAIT_POLL) {
+		while (aioblk_group_poll(ctx->group, 0) == 0)
+			;
+		return;
 	}
-	deadline = now_ns() + SPIN_NS;
-	do {
-		if (aioblk_group_poll(ctx->group, 0) > 0)
-			return;
-	} while ((++i & 15) || now_ns() < deadline);
-	ctx->slow = true;
-	while (ctx->polled) {
-		if (wait_mode == WAIT_AUTO)
-			nanosleep(&pause, NULL);
-		if (aioblk_group_poll(ctx->group, 0) > 0)
-			return;
+	if (wait_mode == WAIT_EVENTFD) {
+		deadline = now_ns() + SPIN_NS;
+		do {
+			if (aioblk_group_poll(ctx->group, 0) > 0)
+				return;
+		} while ((++i & 15) || now_ns() < deadline);
 	}
-sleep:
 	for (;;) {
 		rc = aioblk_group_wait(ctx->group, -1);
 		if (rc > 0)
@@ -941,7 +890,6 @@ aionbd_pread(void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t 
 		rc = run(ctx, REQ_READ, buf, offset / blksize, count / blksize, 0);
 	else
 		rc = bounce_rw(ctx, false, buf, NULL, count, offset, 0);
-	put_ctx(ctx);
 	return rc < 0 ? fail("read", rc, count, offset) : 0;
 }
 
@@ -965,7 +913,6 @@ aionbd_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset, ui
 		rc = write_unaligned(ctx, buf, count, offset, io_flags);
 	if (rc == 0 && (flags & NBDKIT_FLAG_FUA) && !io_flags)
 		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
-	put_ctx(ctx);
 	return rc < 0 ? fail("write", rc, count, offset) : 0;
 }
 
@@ -979,7 +926,6 @@ aionbd_flush(void *handle, uint32_t flags)
 	if (!ctx)
 		return -1;
 	rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
-	put_ctx(ctx);
 	return rc < 0 ? fail("flush", rc, 0, 0) : 0;
 }
 
@@ -1007,7 +953,6 @@ aionbd_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 	}
 	if (rc == 0 && (flags & NBDKIT_FLAG_FUA))
 		rc = run(ctx, REQ_FLUSH, NULL, 0, 0, 0);
-	put_ctx(ctx);
 	return rc < 0 ? fail("trim", rc, count, offset) : 0;
 }
 
@@ -1049,7 +994,6 @@ aionbd_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 		nbdkit_set_error(ENOTSUP);
 		return -1;
 	}
-	put_ctx(ctx);
 	return rc < 0 ? fail("zero", rc, count, offset) : 0;
 }
 

@@ -5,7 +5,7 @@
 # losetup -f) over a file, its nr_requests lowered to 16 where the kernel
 # allows it. fio's nbd engine writes and verifies (crc32c) with 4 jobs x 16
 # requests in flight, so io_submit sleeps for free device requests and the
-# worker threads of wait=auto go to their eventfd channels; then the same
+# worker threads of wait=auto sleep in io_getevents; then the same
 # with wait=eventfd and wait=poll.
 . "$(dirname "$0")/common.sh"
 need_root
