@@ -109,7 +109,8 @@ run "--help" 0 --help && expect "--help prints usage" out "^Usage: aioblk-perf"
 run "--version" 0 --version && expect "--version prints the version" out "^aioblk-perf [0-9]"
 for args in "--bs 1000" "--bs 4x" "--bs 0" "--iodepth 0" "--iodepth 70000" "--threads 0" \
 	"--workload scan" "--runtime 0" "--runtime abc" "--rwmixread 30" "--workload randrw --rwmixread 101" \
-	"--size 0" "--passes 2" "--verify-only" "--workload verify --zero-buffers" "--frobnicate"; do
+	"--size 0" "--passes 2" "--verify-only" "--workload verify --zero-buffers" "--frobnicate" \
+	"--interrupt --wait-in-kernel"; do
 	# shellcheck disable=SC2086 # split on purpose
 	run "bad arguments: $args" 2 $args --runtime 0.1 && expect "bad arguments: $args: says why" err "."
 done
@@ -146,6 +147,10 @@ json_check "--json of a path that is not UTF-8: UTF-8 JSON, U+FFFD for the byte"
 
 run "interrupt mode --json" 0 --interrupt -t 0.5 --size 8m -q 4 --json
 json_check "interrupt mode: did I/O" "j['mode']=='interrupt' and j['total']['ios']>0" '.mode=="interrupt" and .total.ios>0'
+run "wait-in-kernel mode --json" 0 --wait-in-kernel -t 0.5 --size 8m -q 4 --json
+json_check "wait-in-kernel mode: did I/O" "j['mode']=='wait-in-kernel' and j['total']['ios']>0" \
+	'.mode=="wait-in-kernel" and .total.ios>0'
+run "wait-in-kernel verify, shared context" 0 --wait-in-kernel --shared-context -w verify --size 4m -q 8 -t 0.3
 
 head -c 4194304 /dev/zero >t1
 head -c 4194304 /dev/zero >t2

@@ -27,6 +27,10 @@ check_group_opts(struct opts *o, unsigned ntargets)
 		fprintf(stderr, PROG ": --group-depth applies only with --shared-context\n");
 		return -1;
 	}
+	if (o->wait_in_kernel && o->interrupt) {
+		fprintf(stderr, PROG ": --wait-in-kernel and --interrupt are two ways to sleep: choose one\n");
+		return -1;
+	}
 	if (o->idle >= ntargets) {
 		fprintf(stderr, PROG ": --idle %u leaves none of the %u target%s busy\n", o->idle, ntargets,
 			ntargets == 1 ? "" : "s");
@@ -69,7 +73,8 @@ group_setup(struct worker *w)
 	const struct opts *o = w->run->o;
 	struct aioblk_group_opts gopts = {
 		.flags = (o->interrupt ? AIOBLK_GROUP_EVENTFD : 0u) |
-			 (o->shared_context ? AIOBLK_GROUP_SHARED_CONTEXT : 0u),
+			 (o->shared_context ? AIOBLK_GROUP_SHARED_CONTEXT : 0u) |
+			 (o->wait_in_kernel ? AIOBLK_GROUP_WAIT_IN_KERNEL : 0u),
 		.queue_depth = o->shared_context ? o->group_depth : 0,
 	};
 	int t, rc;

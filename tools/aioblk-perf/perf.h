@@ -58,6 +58,7 @@ struct opts {
 	unsigned passes;  /* verify: exactly this many write+read passes; 0: until the run time passed */
 	bool verify_only; /* verify: one read pass over data an earlier verify --passes 1 left */
 	bool interrupt;
+	bool wait_in_kernel; /* AIOBLK_GROUP_WAIT_IN_KERNEL: waits sleep in io_getevents */
 	bool json;
 	bool buffered;
 	bool nowait;

@@ -129,6 +129,13 @@ print_lat_json(const char *name, const struct totals *tot, int d, uint64_t bs)
 }
 
 /* Print the report: text, or one JSON object; @verify_result NULL when not verifying. */
+/* How the threads wait, for --json's "mode". */
+static const char *
+mode_name(const struct opts *o)
+{
+	return o->interrupt ? "interrupt" : o->wait_in_kernel ? "wait-in-kernel" : "poll";
+}
+
 void
 report(const struct run *r, const struct totals *tot, const char *verify_result, bool was_interrupted)
 {
@@ -139,9 +146,9 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 		printf("{\"tool\":\"" PROG "\",\"version\":\"%s\",\"workload\":\"%s\",\"bs\":%" PRIu64
 		       ",\"iodepth\":%u,\"threads\":%u,\"mode\":\"%s\",\"rwmixread\":%u,\"runtime_s\":%.3f,"
 		       "\"elapsed_s\":%.6f,\"group\":\"%s\",\"group_depth\":%u,\"idle_targets\":%u,\"targets\":[",
-		       aioblk_version(), workload_names[o->wl], o->bs, o->iodepth, o->threads,
-		       o->interrupt ? "interrupt" : "poll", o->rwmixread, o->runtime, tot->elapsed,
-		       o->shared_context ? "shared" : "plain", o->shared_context ? o->group_depth : 0, o->idle);
+		       aioblk_version(), workload_names[o->wl], o->bs, o->iodepth, o->threads, mode_name(o),
+		       o->rwmixread, o->runtime, tot->elapsed, o->shared_context ? "shared" : "plain",
+		       o->shared_context ? o->group_depth : 0, o->idle);
 		for (t = 0; t < r->ntargets; t++) {
 			const struct target *tg = &r->targets[t];
 
@@ -174,7 +181,9 @@ report(const struct run *r, const struct totals *tot, const char *verify_result,
 	}
 	printf(PROG " %s: %s, bs %" PRIu64 ", iodepth %u, %u thread%s, %s", aioblk_version(), workload_names[o->wl],
 	       o->bs, o->iodepth, o->threads, o->threads == 1 ? "" : "s",
-	       o->interrupt ? "interrupt (eventfd)" : "busy-poll");
+	       o->interrupt      ? "interrupt (eventfd)" :
+	       o->wait_in_kernel ? "wait in the kernel (io_getevents)" :
+				   "busy-poll");
 	if (o->shared_context)
 		printf(", one shared context of depth %u per thread", o->group_depth);
 	printf("%s\n", was_interrupted ? ", interrupted" : "");

@@ -178,7 +178,7 @@ poll_once(struct worker *w)
 	 * 497d739 a poll without a limit could reap forever on devices that
 	 * complete inside io_submit; tests/perf/test_poll_bound.c.)
 	 */
-	if (w->run->o->interrupt)
+	if (w->run->o->interrupt || w->run->o->wait_in_kernel)
 		n = aioblk_group_wait(w->group, 100);
 	else
 		n = aioblk_group_poll(w->group, w->nios);
