@@ -551,9 +551,11 @@ wait_idle(struct aioblk_group *group, int64_t deadline)
  * the kernel, until one completes or @deadline (< 0: none). Only that
  * context's completions can end the sleep, so it lasts at most BUSY_NAP_NS
  * while anything else of the group is outstanding: other contexts'
- * requests, queued iocbs, library threads' work, resets. Returns 0, or
- * -errno of io_getevents; 1 when no context has requests in the kernel
- * (the caller spins, as without the flag).
+ * requests, iocbs held back (the device's queue limit, a kernel EAGAIN),
+ * library threads' work, resets. With nothing in the kernel, what is
+ * outstanding can only be looked at again: a BUSY_NAP_NS nap. Returns 0
+ * after the sleep, -errno of the sleep, or 1 when the group has work for a
+ * poll right now (the caller polls at once).
  */
 static int
 wait_in_kernel(struct aioblk_group *group, int64_t deadline)
@@ -564,21 +566,25 @@ wait_in_kernel(struct aioblk_group *group, int64_t deadline)
 	struct timespec left;
 	int64_t now;
 
+	if (kc && ring_has_events(kc))
+		return 1;
 	for (ch = group->channels; ch; ch = ch->group_next) {
 		outstanding += ch->inflight;
-		if (ch->done_head || ch->resets_head)
-			return 1; /* the next poll runs it */
+		if (chan_needs_kick(ch))
+			return 1; /* callbacks or a reset to run */
+		if (!ch->shared && ring_has_events(ch->kc))
+			return 1; /* completed during the poll's io_submit */
 		if (!kc && ch->kc->in_kernel)
 			kc = ch->kc;
 	}
-	if (!kc || !kc->in_kernel)
-		return 1;
-	if (outstanding != kc->in_kernel || deadline >= 0) {
-		now = now_ns();
-		if (outstanding != kc->in_kernel && (deadline < 0 || deadline > now + BUSY_NAP_NS))
+	now = now_ns();
+	if (!kc || !kc->in_kernel || outstanding != kc->in_kernel) {
+		if (deadline < 0 || deadline > now + BUSY_NAP_NS)
 			deadline = now + BUSY_NAP_NS;
-		left = ns_to_timespec(deadline > now ? deadline - now : 0);
+		if (!kc || !kc->in_kernel)
+			return wait_idle(group, deadline);
 	}
+	left = ns_to_timespec(deadline > now ? deadline - now : 0);
 	return ring_wait(kc, deadline >= 0 ? &left : NULL);
 }
 

@@ -262,6 +262,7 @@ struct aioblk_channel {
 	unsigned queue_depth;
 	unsigned inflight;          /* accepted (requests and resets), callback not run yet */
 	unsigned tags_held;         /* device requests those hold (queue limit, per-channel case) */
+	bool limit_holding;         /* the queue limit holds iocbs of it back: counted once in retries */
 	_Atomic bool limit_blocked; /* no room in the device's queue: waiting for another channel's completion */
 	/* Pending resets, oldest first: they complete in the order they were issued. */
 	struct aioblk_reset *resets_head;

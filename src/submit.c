@@ -103,9 +103,13 @@ admit_own(struct aioblk_kctx *kc)
 		return 0;
 	}
 	if (unlikely(limit)) {
+		bool was_holding = ch->limit_holding;
+
 		n = limit_admit(ch, kc->batch + kc->batch_head, n, limit, kc->in_kernel == 0);
-		if (n < kc->batch_tail - kc->batch_head) {
-			ch->stats.retries++;
+		ch->limit_holding = n < kc->batch_tail - kc->batch_head;
+		if (ch->limit_holding) {
+			/* A hold counts once, when it starts after progress; not once per poll it lasts. */
+			ch->stats.retries += n > 0 || !was_holding;
 			kc->parked = n == 0 && atomic_load_explicit(&ch->limit_blocked, memory_order_relaxed);
 			if (!n)
 				return 0;
@@ -143,7 +147,9 @@ admit_shared(struct aioblk_kctx *kc)
 		    (ch->deferred_round == round || !limit_admit(ch, &kc->batch[i], 1, limit, kc->in_kernel == 0))) {
 			if (ch->deferred_round != round) {
 				ch->deferred_round = round;
-				ch->stats.retries++;
+				/* Once when a hold starts (or starts again after progress), not once per poll. */
+				ch->stats.retries += !ch->limit_holding || ch->admitted_round == round;
+				ch->limit_holding = true;
 				all_blocked &= atomic_load_explicit(&ch->limit_blocked, memory_order_relaxed);
 			}
 			kc->deferred[held++] = kc->batch[i];
@@ -153,6 +159,8 @@ admit_shared(struct aioblk_kctx *kc)
 			ch->admitted_round = round;
 			ch->stats.io_submit_calls++;
 		}
+		if (ch->deferred_round != round)
+			ch->limit_holding = false;
 		kc->batch[go++] = kc->batch[i];
 	}
 	memcpy(kc->batch + go, kc->deferred, held * sizeof(*kc->batch));

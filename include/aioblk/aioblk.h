@@ -456,8 +456,10 @@ int aioblk_group_submit(struct aioblk_group *group);
  * it then sleeps in io_getevents(2) on a context that has requests in the
  * kernel, until one of them completes or the timeout passes, and for at
  * most 100 us at a time while the group also has requests elsewhere (in
- * other channels' contexts, queued, or with the library's threads) or
- * resets; while what is outstanding is only work of the
+ * other channels' contexts, held back by the device's queue limit or a
+ * kernel EAGAIN, or with the library's threads) or resets; with nothing in
+ * the kernel it looks again every 100 us. Either way, while what is
+ * outstanding is only work of the
  * library's threads (write-zeroes, unmap, the fdatasync fallback) or resets
  * waiting for other groups, it looks again every 100 us instead of
  * spinning; and it sleeps (clock_nanosleep(2)) while nothing is
@@ -559,14 +561,15 @@ unsigned aioblk_channel_inflight(const struct aioblk_channel *ch);
 
 /** Per-channel counters (aioblk_channel_get_stats()). Counted on the channel's thread. */
 struct aioblk_channel_stats {
-	uint64_t reads;           /**< read requests completed */
-	uint64_t writes;          /**< write requests completed (FUA included) */
-	uint64_t flushes;         /**< flushes completed */
-	uint64_t other_ops;       /**< resets, write-zeroes and unmaps completed */
-	uint64_t bytes_read;      /**< bytes of successful reads */
-	uint64_t bytes_written;   /**< bytes of successful writes */
-	uint64_t errors;          /**< requests completed with an error */
-	uint64_t retries;         /**< resubmissions: short transfers continued, NOWAIT retried, submit EAGAIN */
+	uint64_t reads;         /**< read requests completed */
+	uint64_t writes;        /**< write requests completed (FUA included) */
+	uint64_t flushes;       /**< flushes completed */
+	uint64_t other_ops;     /**< resets, write-zeroes and unmaps completed */
+	uint64_t bytes_read;    /**< bytes of successful reads */
+	uint64_t bytes_written; /**< bytes of successful writes */
+	uint64_t errors;        /**< requests completed with an error */
+	uint64_t
+		retries; /**< resubmissions: short transfers continued, NOWAIT retried, submit EAGAIN, queue-limit holds */
 	uint64_t io_submit_calls; /**< io_submit system calls made */
 	uint64_t completions;     /**< completion events reaped from the kernel */
 	uint64_t polls;           /**< polls of the channel */

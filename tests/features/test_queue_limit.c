@@ -543,6 +543,72 @@ test_request_larger_than_queue(void **state)
 	free(r);
 }
 
+/*
+ * A request that the limit holds back (another group has the device's whole
+ * queue and does not poll) counts once in retries, however many polls find
+ * it held; and a WAIT_IN_KERNEL wait for it, with nothing of its group in
+ * the kernel, looks again every 100 us instead of spinning.
+ */
+static void
+test_held_request(void **state)
+{
+	struct tc_result full = { 0, 0 }, held = { 0, 0 };
+	struct aioblk_channel *och, *ch;
+	struct aioblk_group *owner, *g;
+	struct aioblk_channel_stats st;
+	struct aioblk_disk *disk;
+	struct timespec c0, c1;
+	char *buf = tc_alloc(4096, 5 * 4096);
+	int64_t t0, wall_ns, cpu_ns;
+	uint32_t bs;
+	unsigned i;
+
+	(void)state;
+	make_device();
+	set_nr_requests(4);
+	disk = open_dev(0);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	bs = aioblk_disk_block_size(disk);
+	assert_int_equal(aioblk_group_create(0, &owner), 0);
+	assert_int_equal(aioblk_channel_create(owner, disk, 8, &och), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(aioblk_read(och, buf + i * 4096, i * (4096 / bs), 4096 / bs, tc_cb, &full), 0);
+	assert_int_equal(aioblk_group_submit(owner), 4);
+
+	assert_int_equal(tc_group_create(AIOBLK_GROUP_WAIT_IN_KERNEL, &g), 0);
+	assert_int_equal(aioblk_channel_create(g, disk, 8, &ch), 0);
+	assert_int_equal(aioblk_read(ch, buf + 4 * 4096, 8 * (4096 / bs), 4096 / bs, tc_cb, &held), 0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	t0 = tc_now_ns();
+	assert_int_equal(aioblk_group_wait(g, 200), 0);
+	wall_ns = tc_now_ns() - t0;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	cpu_ns = (c1.tv_sec - c0.tv_sec) * 1000000000ll + (c1.tv_nsec - c0.tv_nsec);
+	assert_int_equal(aioblk_channel_get_stats(ch, &st), 0);
+	print_message("held 200 ms: CPU %.1f ms of %.1f ms, retries %llu, io_submit calls %llu\n", cpu_ns / 1e6,
+		      wall_ns / 1e6, (unsigned long long)st.retries, (unsigned long long)st.io_submit_calls);
+	assert_int_equal(held.count, 0);
+	assert_int_equal(st.io_submit_calls, 0);
+	assert_int_equal(st.retries, 1);
+	assert_true(cpu_ns < wall_ns / 2);
+
+	/* The owner reaps: the room is back, and the held read goes, once. */
+	assert_int_equal(tc_wait_count(owner, &full, 4, 10000), 0);
+	assert_int_equal(full.status, 0);
+	assert_int_equal(tc_wait_count(g, &held, 1, 10000), 0);
+	assert_int_equal(held.status, 0);
+	assert_int_equal(aioblk_channel_get_stats(ch, &st), 0);
+	assert_int_equal(st.io_submit_calls, 1);
+	assert_int_equal(st.retries, 1);
+	assert_int_equal(aioblk_channel_destroy(ch), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
+	assert_int_equal(aioblk_channel_destroy(och), 0);
+	assert_int_equal(aioblk_group_destroy(owner), 0);
+	assert_int_equal(aioblk_disk_close(disk), 0);
+	set_nr_requests(nr_saved);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -554,6 +620,7 @@ main(void)
 		cmocka_unit_test(test_faults_with_limit),
 		cmocka_unit_test(test_shared_batch_holds_back_one_disk),
 		cmocka_unit_test(test_request_larger_than_queue),
+		cmocka_unit_test(test_held_request),
 	};
 
 	return tc_run_group(tests, NULL, NULL);
