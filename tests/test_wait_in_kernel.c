@@ -212,10 +212,19 @@ struct req {
 	int count, status;
 	bool busy;
 	int64_t done_ns;
-	long done_before; /* OP_RESET: callbacks run before this one */
+	long done_before; /* callbacks run before this one */
+	long done_wait;   /* the wait_count() wait that ran it */
 };
 
-static long ncallbacks;
+static long ncallbacks, nwaits;
+
+/* aioblk_group_wait(), counted: a callback notes which wait ran it. */
+static int
+wait_count(struct aioblk_group *g, int timeout_ms)
+{
+	nwaits++;
+	return aioblk_group_wait(g, timeout_ms);
+}
 
 static void
 req_cb(void *arg, int status)
@@ -226,6 +235,7 @@ req_cb(void *arg, int status)
 	q->status = status;
 	q->done_ns = tc_now_ns();
 	q->done_before = ncallbacks;
+	q->done_wait = nwaits;
 	ncallbacks++;
 }
 
@@ -442,17 +452,31 @@ check_sleeps(const char *what, const struct qd1 *w)
 	assert_true(wait_ratio(w) < MAX_CPU_RATIO);
 }
 
-/*
- * The deeper-queue sleep check (flag): at least one voluntary switch per
- * @per waits. At QD > 1 a wait often finds completions already there and
- * returns without sleeping; a spinning wait never switches voluntarily.
- */
+/* The sleep check of a long request (flag): at least one voluntary switch per @per waits. */
 static void
 check_switches(const struct meas *m, int waits, int per)
 {
 	if (m->nvcsw * per < waits)
 		printf("only %ld voluntary context switches in %d waits: the waits did not sleep\n", m->nvcsw, waits);
 	assert_true(m->nvcsw * per >= waits);
+}
+
+/*
+ * The sleep check of a deep queue (flag): some waits slept. At QD 32 on
+ * this disk a wait mostly finds completions already there and returns
+ * without sleeping (0.09 to 0.9 voluntary switches per wait measured),
+ * but the last requests of a run, at least, are waited for with few in
+ * flight. A spinning wait never switches voluntarily (0 in every run
+ * without the flag).
+ */
+#define MIN_SLEEPS 3
+
+static void
+check_slept(const struct meas *m, int waits)
+{
+	if (m->nvcsw < MIN_SLEEPS)
+		printf("only %ld voluntary context switches in %d waits: the waits did not sleep\n", m->nvcsw, waits);
+	assert_true(m->nvcsw >= MIN_SLEEPS);
 }
 
 /*
@@ -638,7 +662,7 @@ test_qd32_wait_forever(void **state)
 	assert_no_errs(&o.e);
 	assert_int_equal(o.zero_waits, 0); /* no timeout: returns only with callbacks run */
 	assert_int_equal(o.done, cfg.total);
-	check_switches(&o.m, o.waits, 10);
+	check_slept(&o.m, o.waits);
 }
 
 /* The same with wait(g, 5): a wait that returns 0 took at least 5 ms. */
@@ -660,16 +684,17 @@ test_qd32_wait_5ms(void **state)
 	assert_int_equal(o.done, cfg.total);
 	if (o.zero_waits)
 		assert_true(o.min_zero_ns >= 5 * 1000000LL);
-	check_switches(&o.m, o.waits, 10);
+	check_slept(&o.m, o.waits);
 }
 
 /*
  * One read of all 64 MiB of the file, waited for with wait(g, 5): the
  * sleep in io_getevents ends at the wait's deadline (waits return 0, each
  * after >= 5 ms, while it is in flight), and the thread sleeps (flag).
+ * Returns whether the read was long enough to check that.
  */
-static void
-test_deadline_big_read(void **state)
+static bool
+deadline_once(void)
 {
 	struct aioblk_group *g = group_new(wik);
 	struct aioblk_channel *ch = channel_new(g, &fa, 4);
@@ -679,7 +704,6 @@ test_deadline_big_read(void **state)
 	int64_t t0, dt, min_zero = INT64_MAX, start;
 	int rc, zeros = 0, waits = 0;
 
-	(void)state;
 	start = long_start(g, &q, &e);
 	meas_begin(&m);
 	while (q.busy && q.count == 0 && tc_now_ns() - start < 30 * 1000000000LL) {
@@ -708,22 +732,119 @@ test_deadline_big_read(void **state)
 	assert_no_errs(&e);
 	if (zeros)
 		assert_true(min_zero >= 5 * 1000000LL);
-	if (q.done_ns - start < LONG_NS) {
-		printf("the read was too quick to check the deadline and the sleep\n");
-		return;
-	}
+	if (q.done_ns - start < LONG_NS)
+		return false;
 	assert_true(zeros >= 1); /* the deadline ended a sleep */
 	check_switches(&m, waits, 2);
 	assert_true(cpu_ratio(&m) < MAX_CPU_RATIO);
+	return true;
+}
+
+/* Up to 3 tries of @once, until its long read was long enough for the timing checks. */
+static void
+until_long(bool (*once)(void), const char *what)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (once())
+			return;
+	printf("NOTE: %s: the long read was quicker than %lld ms in 3 tries: its timing checks were not made\n", what,
+	       LONG_NS / 1000000);
+}
+
+static void
+test_deadline_big_read(void **state)
+{
+	(void)state;
+	until_long(deadline_once, "deadline");
 }
 
 /*
- * Two channels (two files) in one group: everything completes. Then a
- * long read of fa and QD1 reads of fc on another channel: fc's completions
- * are not held up until the long read ends (in a plain group, a sleep on
- * one context lasts at most 100 us while another has requests). fc is on
- * tmpfs: reads of fb would queue behind the long read in the virtio disk.
+ * A long read of fa on one channel and QD1 reads of fc on another: fc's
+ * completions are not held up until the long read ends (in a plain group,
+ * a sleep on one context lasts at most 100 us while another has requests).
+ * fc is on tmpfs: reads of fb would queue behind the long read in the
+ * virtio disk. @fc_first: fc's channel is made first (the group's order of
+ * channels is the library's business: both are tried).
  */
+static bool
+other_channel(bool fc_first)
+{
+	struct aioblk_group *g = group_new(wik);
+	struct aioblk_channel *big_ch, *small_ch;
+	struct req big = { .f = &fa, .op = OP_READ, .nunits = fa.nunits, .buf = bigbuf };
+	struct req small = { .f = &fc, .op = OP_READ, .nunits = 1, .buf = tc_alloc(UNIT, UNIT) };
+	struct meas m = { 0 };
+	struct errs e = { 0 };
+	int64_t start, big_ns;
+	int during = 0, waits = 0, rc;
+
+	assert_non_null(small.buf);
+	if (fc_first) {
+		small_ch = channel_new(g, &fc, 8);
+		big_ch = channel_new(g, &fa, 8);
+	} else {
+		big_ch = channel_new(g, &fa, 8);
+		small_ch = channel_new(g, &fc, 8);
+	}
+	big.ch = big_ch;
+	small.ch = small_ch;
+	start = long_start(g, &big, &e);
+	meas_begin(&m);
+	while (big.busy && big.count == 0 && tc_now_ns() - start < 30 * 1000000000LL) {
+		if (!small.busy) {
+			small.unit = (unsigned)(rnd() % fc.nunits);
+			submit_or_count(&small, &e);
+		}
+		rc = aioblk_group_wait(g, -1);
+		waits++;
+		if (rc <= 0)
+			e.wait_neg++;
+		if (small.busy && small.count) {
+			req_finish(&small, &e);
+			during += big.count == 0;
+		}
+	}
+	meas_end(&m);
+	while (small.busy && small.count == 0 && tc_now_ns() - start < 30 * 1000000000LL)
+		if (aioblk_group_wait(g, -1) <= 0)
+			e.wait_neg++;
+	if (small.busy)
+		req_finish(&small, &e);
+	if (big.count == 0)
+		e.hang++;
+	else
+		req_finish(&big, &e);
+	big_ns = big.done_ns - start;
+	print_meas(fc_first ? "64 MiB read + QD1 tmpfs (made 2nd)" : "64 MiB read + QD1 tmpfs (made 1st)", &m,
+		   during + 1, waits);
+	printf("%-34s read took %.1f ms, %d reads of the other channel meanwhile\n", "", (double)big_ns / 1e6, during);
+	free(small.buf);
+	assert_int_equal(aioblk_channel_destroy(big_ch), 0);
+	assert_int_equal(aioblk_channel_destroy(small_ch), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
+	assert_no_errs(&e);
+	if (big_ns < LONG_NS)
+		return false;
+	/* Held up until the long read's end, there would be at most 1. */
+	assert_true(during >= big_ns / 2000000);
+	return true;
+}
+
+static bool
+other_channel_made_last(void)
+{
+	return other_channel(false);
+}
+
+static bool
+other_channel_made_first(void)
+{
+	return other_channel(true);
+}
+
+/* Two channels (two files) in one group: everything completes; then other_channel(). */
 static void
 test_two_channels(void **state)
 {
@@ -732,113 +853,42 @@ test_two_channels(void **state)
 	struct aioblk_group *g = group_new(wik);
 	struct aioblk_channel *chs[2] = { channel_new(g, &fa, 8), channel_new(g, &fb, 8) };
 	struct file *fs[] = { &fa, &fb };
-	struct errs e = { 0 };
-	int order;
 
 	(void)state;
 	mix_run(g, chs, fs, 2, 8, &cfg, &o);
 	print_mix("2 channels QD8+QD8 r/w, wait(-1)", &o);
+	assert_int_equal(aioblk_channel_destroy(chs[0]), 0);
+	assert_int_equal(aioblk_channel_destroy(chs[1]), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
 	assert_no_errs(&o.e);
 	assert_int_equal(o.done, cfg.total);
 	assert_true(o.m.wall_ns < 10 * 1000000000LL);
-	check_switches(&o.m, o.waits, 10);
-	assert_int_equal(aioblk_channel_destroy(chs[1]), 0);
-
-	/* Order 0: fa's channel made first; order 1: fc's first. */
-	for (order = 0; order < 2; order++) {
-		struct req big = { .f = &fa, .op = OP_READ, .nunits = fa.nunits, .buf = bigbuf };
-		struct req small = { .f = &fc, .op = OP_READ, .nunits = 1, .buf = tc_alloc(UNIT, UNIT) };
-		struct meas m = { 0 };
-		int64_t start, big_ns;
-		int during = 0, waits = 0, rc;
-
-		assert_non_null(small.buf);
-		assert_int_equal(aioblk_channel_destroy(chs[0]), 0);
-		if (order == 0) {
-			chs[0] = channel_new(g, &fa, 8);
-			chs[1] = channel_new(g, &fc, 8);
-		} else {
-			chs[1] = channel_new(g, &fc, 8);
-			chs[0] = channel_new(g, &fa, 8);
-		}
-		big.ch = chs[0];
-		small.ch = chs[1];
-		start = long_start(g, &big, &e);
-		meas_begin(&m);
-		while (big.busy && big.count == 0 && tc_now_ns() - start < 30 * 1000000000LL) {
-			if (!small.busy) {
-				small.unit = (unsigned)(rnd() % fc.nunits);
-				submit_or_count(&small, &e);
-			}
-			rc = aioblk_group_wait(g, -1);
-			waits++;
-			if (rc <= 0)
-				e.wait_neg++;
-			if (small.busy && small.count) {
-				req_finish(&small, &e);
-				during += big.count == 0;
-			}
-		}
-		meas_end(&m);
-		while (small.busy && small.count == 0 && tc_now_ns() - start < 30 * 1000000000LL)
-			if (aioblk_group_wait(g, -1) <= 0)
-				e.wait_neg++;
-		if (small.busy)
-			req_finish(&small, &e);
-		if (big.count == 0)
-			e.hang++;
-		else
-			req_finish(&big, &e);
-		big_ns = big.done_ns - start;
-		print_meas(order ? "64 MiB read + QD1 tmpfs (swapped)" : "64 MiB read + QD1 tmpfs", &m, during + 1,
-			   waits);
-		printf("%-34s read took %.1f ms, %d reads of the other channel meanwhile\n", "", (double)big_ns / 1e6,
-		       during);
-		free(small.buf);
-		assert_int_equal(aioblk_channel_destroy(chs[1]), 0);
-		assert_no_errs(&e);
-		/* Held up until the long read's end, there would be at most 1. */
-		if (big_ns >= LONG_NS)
-			assert_true(during >= big_ns / 2000000);
-	}
-	assert_int_equal(aioblk_channel_destroy(chs[0]), 0);
-	assert_int_equal(aioblk_group_destroy(g), 0);
+	check_slept(&o.m, o.waits);
+	until_long(other_channel_made_last, "other channel");
+	until_long(other_channel_made_first, "other channel");
 }
 
 /*
- * Library-thread work with in-kernel reads: write-zeroes and unmap mixed
- * with reads and writes of fb; the callbacks of write-zeroes and unmap of
- * fc (tmpfs: no disk I/O behind them) run while a long read of fa is still
- * in the kernel, not after it, and the wait sleeps meanwhile; a reset
- * issued while reads are in flight completes after them.
+ * Write-zeroes and unmap of fc (tmpfs: no disk I/O behind them) beside a
+ * long read of fa: their callbacks run in an earlier wait than the long
+ * read's, not after it (the sleep on fa's context is capped while library
+ * threads work), and the wait sleeps meanwhile (flag).
  */
-static void
-test_library_threads(void **state)
+static bool
+library_beside_long(void)
 {
-	struct mix_cfg cfg = { .pct_write = 25, .pct_zeroes = 10, .pct_unmap = 10, .total = 1500, .timeout_ms = -1 };
-	struct mix_out o = { 0 };
 	struct aioblk_group *g = group_new(wik);
-	struct aioblk_channel *chs[3] = { channel_new(g, &fa, 16), channel_new(g, &fb, 16), channel_new(g, &fc, 16) };
-	struct file *fs[] = { &fb };
-	struct req big = { .f = &fa, .ch = chs[0], .op = OP_READ, .nunits = fa.nunits, .buf = bigbuf };
-	/* 8 and 4 MiB: long enough (about a millisecond) to be still running when the wait goes to sleep. */
-	struct req zq = { .f = &fc, .ch = chs[2], .op = OP_ZEROES, .nunits = 2048, .unit = 0 };
-	struct req uq = { .f = &fc, .ch = chs[2], .op = OP_UNMAP, .nunits = 1024, .unit = 2048 };
-	struct req check = { .f = &fc, .ch = chs[2], .op = OP_READ, .nunits = 8, .unit = 2044 };
-	struct req rs = { .f = &fa, .ch = chs[0], .op = OP_RESET };
-	struct req small[15];
+	struct aioblk_channel *cha = channel_new(g, &fa, 4), *chc = channel_new(g, &fc, 4);
+	struct req big = { .f = &fa, .ch = cha, .op = OP_READ, .nunits = fa.nunits, .buf = bigbuf };
+	/* 8 and 4 MiB: long enough (a millisecond or more) to be still running when the wait goes to sleep. */
+	struct req zq = { .f = &fc, .ch = chc, .op = OP_ZEROES, .nunits = 2048, .unit = 0 };
+	struct req uq = { .f = &fc, .ch = chc, .op = OP_UNMAP, .nunits = 1024, .unit = 2048 };
+	struct req check = { .f = &fc, .ch = chc, .op = OP_READ, .nunits = 8, .unit = 2044 };
 	struct errs e = { 0 };
 	struct meas m = { 0 };
 	int64_t start;
-	int i, waits = 0;
+	int waits = 0;
 
-	(void)state;
-	mix_run(g, &chs[1], fs, 1, 16, &cfg, &o);
-	print_mix("QD16 r/w/zeroes/unmap, wait(-1)", &o);
-	assert_no_errs(&o.e);
-	assert_int_equal(o.done, cfg.total);
-
-	/* Write-zeroes and unmap beside a long read. */
 	check.buf = tc_alloc(UNIT, 8 * UNIT);
 	assert_non_null(check.buf);
 	start = long_start(g, &big, &e);
@@ -846,7 +896,7 @@ test_library_threads(void **state)
 	submit_or_count(&zq, &e);
 	submit_or_count(&uq, &e);
 	while ((zq.count == 0 || uq.count == 0 || big.count == 0) && tc_now_ns() - start < 30 * 1000000000LL) {
-		if (aioblk_group_wait(g, -1) <= 0)
+		if (wait_count(g, -1) <= 0)
 			e.wait_neg++;
 		waits++;
 	}
@@ -864,16 +914,48 @@ test_library_threads(void **state)
 	printf("%-34s read took %.1f ms; zeroes done at %.2f ms, unmap at %.2f ms\n", "",
 	       (double)(big.done_ns - start) / 1e6, (double)(zq.done_ns - start) / 1e6,
 	       (double)(uq.done_ns - start) / 1e6);
+	assert_int_equal(aioblk_channel_destroy(cha), 0);
+	assert_int_equal(aioblk_channel_destroy(chc), 0);
+	assert_int_equal(aioblk_group_destroy(g), 0);
 	assert_no_errs(&e);
-	if (big.done_ns - start >= LONG_NS) {
-		assert_true(zq.done_before < big.done_before);
-		assert_true(uq.done_before < big.done_before);
-		check_switches(&m, waits, 2);
-	}
+	if (big.done_ns - start < LONG_NS)
+		return false;
+	assert_true(zq.done_wait < big.done_wait);
+	assert_true(uq.done_wait < big.done_wait);
+	check_switches(&m, waits, 2);
+	return true;
+}
+
+/*
+ * Library-thread work with in-kernel reads: write-zeroes and unmap mixed
+ * with reads and writes of fb; library_beside_long(); and a reset issued
+ * while reads are in flight completes after them.
+ */
+static void
+test_library_threads(void **state)
+{
+	struct mix_cfg cfg = { .pct_write = 25, .pct_zeroes = 10, .pct_unmap = 10, .total = 1500, .timeout_ms = -1 };
+	struct mix_out o = { 0 };
+	struct aioblk_group *g = group_new(wik);
+	struct aioblk_channel *chs[2] = { channel_new(g, &fa, 16), channel_new(g, &fb, 16) };
+	struct file *fs[] = { &fb };
+	struct req big = { .f = &fa, .ch = chs[0], .op = OP_READ, .nunits = fa.nunits, .buf = bigbuf };
+	struct req rs = { .f = &fa, .ch = chs[0], .op = OP_RESET };
+	struct req small[15];
+	struct errs e = { 0 };
+	struct meas m = { 0 };
+	int64_t start;
+	int i, waits = 0;
+
+	(void)state;
+	mix_run(g, &chs[1], fs, 1, 16, &cfg, &o);
+	print_mix("QD16 r/w/zeroes/unmap, wait(-1)", &o);
+	assert_no_errs(&o.e);
+	assert_int_equal(o.done, cfg.total);
+
+	until_long(library_beside_long, "library threads");
 
 	/* A reset behind a long read and 15 small reads of the same disk. */
-	memset(&m, 0, sizeof(m));
-	waits = 0;
 	start = long_start(g, &big, &e);
 	for (i = 0; i < 15; i++) {
 		small[i] = (struct req){ .f = &fa, .ch = chs[0], .op = OP_READ, .nunits = 1, .unit = 64 + (unsigned)i };
@@ -902,7 +984,7 @@ test_library_threads(void **state)
 	assert_true(rs.done_before > big.done_before);
 	for (i = 0; i < 15; i++)
 		assert_true(rs.done_before > small[i].done_before);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 2; i++)
 		assert_int_equal(aioblk_channel_destroy(chs[i]), 0);
 	assert_int_equal(aioblk_group_destroy(g), 0);
 }
@@ -1001,8 +1083,8 @@ test_signals(void **state)
 	struct aioblk_channel *ch;
 	struct file *fs[] = { &fa };
 	struct req big = { .f = &fa, .op = OP_READ, .nunits = fa.nunits, .buf = bigbuf };
-	int64_t start;
-	int rc, big_alarms, waits = 0;
+	int64_t start = 0;
+	int rc, big_alarms = 0, waits = 0, tries;
 
 	(void)state;
 	sigemptyset(&sa.sa_mask);
@@ -1014,27 +1096,31 @@ test_signals(void **state)
 	g = group_new(wik);
 	ch = channel_new(g, &fa, 32);
 	mix_run(g, &ch, fs, 1, 32, &cfg, &o);
-	/* One long wait(-1): many signals land in it. */
+	/* One long wait(-1): many signals land in it (up to 3 tries for a long enough read). */
 	big.ch = ch;
-	start = long_start(g, &big, &e);
-	big_alarms = nalarms;
-	meas_begin(&m);
-	while (big.count == 0 && tc_now_ns() - start < 30 * 1000000000LL) {
-		rc = aioblk_group_wait(g, -1);
-		waits++;
-		if (rc <= 0) {
-			e.wait_neg++;
-			e.eintr += rc == -EINTR;
+	for (tries = 0; tries < 3 && big.done_ns - start < LONG_NS && !e.hang; tries++) {
+		memset(&m, 0, sizeof(m));
+		waits = 0;
+		start = long_start(g, &big, &e);
+		big_alarms = nalarms;
+		meas_begin(&m);
+		while (big.count == 0 && tc_now_ns() - start < 30 * 1000000000LL) {
+			rc = aioblk_group_wait(g, -1);
+			waits++;
+			if (rc <= 0) {
+				e.wait_neg++;
+				e.eintr += rc == -EINTR;
+			}
 		}
+		meas_end(&m);
+		big_alarms = nalarms - big_alarms;
+		if (big.count == 0)
+			e.hang++;
+		else
+			req_finish(&big, &e);
 	}
-	meas_end(&m);
-	big_alarms = nalarms - big_alarms;
 	setitimer(ITIMER_REAL, &stop, NULL);
 	sigaction(SIGALRM, &old, NULL);
-	if (big.count == 0)
-		e.hang++;
-	else
-		req_finish(&big, &e);
 	assert_int_equal(aioblk_channel_destroy(ch), 0);
 	assert_int_equal(aioblk_group_destroy(g), 0);
 
@@ -1048,7 +1134,7 @@ test_signals(void **state)
 	/* The one wait(-1) slept, again after each signal (flag). */
 	if (big.done_ns - start >= LONG_NS)
 		assert_true(m.nvcsw >= 2);
-	check_switches(&o.m, o.waits, 10);
+	check_slept(&o.m, o.waits);
 	assert_int_equal(o.done, cfg.total);
 	if (o.zero_waits)
 		assert_true(o.min_zero_ns >= 5 * 1000000LL);
