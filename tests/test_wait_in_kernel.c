@@ -51,6 +51,8 @@
  * context switches (0 for a spinning wait) still catches.
  */
 #define MAX_CPU_RATIO 0.4
+/* ... when the waits last this long on average (37-75 us with the flag here, 25-45 us without). */
+#define MIN_WAIT_NS 30000
 /* A big read is long enough for the timing checks when it takes this long. */
 #define LONG_NS (15 * 1000000LL)
 
@@ -71,6 +73,7 @@ struct file {
  */
 static struct file fa = { .id = 1 }, fb = { .id = 2 }, fc = { .id = 4 };
 static bool have_fc;
+static bool fa_async; /* see require_async() */
 static uint32_t wik = AIOBLK_GROUP_WAIT_IN_KERNEL;
 static unsigned char *bigbuf; /* MAIN_BYTES, for a read of all of fa */
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -450,6 +453,12 @@ check_sleeps(const char *what, const struct qd1 *w)
 		tc_skip();
 	}
 	assert_true(w->m.nvcsw * 2 >= w->waits);
+	/* Going to sleep and waking up cost some microseconds of CPU: only long waits can show the ratio. */
+	if (w->wait_wall_ns < (int64_t)w->waits * MIN_WAIT_NS) {
+		printf("NOTE: %s: waits of %.1f us on average, too short to check their CPU time\n", what,
+		       (double)w->wait_wall_ns / 1e3 / w->waits);
+		return;
+	}
 	assert_true(wait_ratio(w) < MAX_CPU_RATIO);
 }
 
@@ -605,6 +614,14 @@ setup(void **state)
 		printf("NOTE: no file in " SHM_DIR ": the checks that need one are not made\n");
 	printf("%s: block size %u, %s group\n", fa.path, aioblk_disk_block_size(fa.disk),
 	       tc_shared_groups() ? "shared-context" : "plain");
+	{
+		struct qd1 probe = { 0 };
+
+		qd1_run(&fa, wik, 64, &probe);
+		fa_async = probe.instant * 10 <= probe.n * 9;
+		printf("probe: %d of %d QD1 reads of %s complete at the first poll after io_submit\n", probe.instant,
+		       probe.n, fa.path);
+	}
 	return 0;
 }
 
@@ -629,12 +646,11 @@ teardown(void **state)
 
 /* QD1 reads: with the flag each wait sleeps; without it, it spins (measured alongside, alternating). */
 static void
-test_sleeps_qd1(void **state)
+test_sleeps_qd1_body(void)
 {
 	struct qd1 on = { 0 }, off = { 0 };
 	int round;
 
-	(void)state;
 	for (round = 0; round < 2; round++) {
 		qd1_run(&fa, wik, 250, &on);
 		qd1_run(&fa, 0, 250, &off);
@@ -648,7 +664,7 @@ test_sleeps_qd1(void **state)
 
 /* QD32 of mixed reads and writes, waited for with wait(g, -1): every byte and callback right. */
 static void
-test_qd32_wait_forever(void **state)
+test_qd32_wait_forever_body(void)
 {
 	struct mix_cfg cfg = { .pct_write = 50, .total = 3000, .timeout_ms = -1 };
 	struct mix_out o = { 0 };
@@ -656,7 +672,6 @@ test_qd32_wait_forever(void **state)
 	struct aioblk_channel *ch = channel_new(g, &fa, 32);
 	struct file *fs[] = { &fa };
 
-	(void)state;
 	mix_run(g, &ch, fs, 1, 32, &cfg, &o);
 	print_mix("QD32 r/w, wait(-1)", &o);
 	assert_int_equal(aioblk_channel_destroy(ch), 0);
@@ -669,7 +684,7 @@ test_qd32_wait_forever(void **state)
 
 /* The same with wait(g, 5): a wait that returns 0 took at least 5 ms. */
 static void
-test_qd32_wait_5ms(void **state)
+test_qd32_wait_5ms_body(void)
 {
 	struct mix_cfg cfg = { .pct_write = 50, .total = 3000, .timeout_ms = 5 };
 	struct mix_out o = { 0 };
@@ -677,7 +692,6 @@ test_qd32_wait_5ms(void **state)
 	struct aioblk_channel *ch = channel_new(g, &fa, 32);
 	struct file *fs[] = { &fa };
 
-	(void)state;
 	mix_run(g, &ch, fs, 1, 32, &cfg, &o);
 	print_mix("QD32 r/w, wait(5)", &o);
 	assert_int_equal(aioblk_channel_destroy(ch), 0);
@@ -756,9 +770,8 @@ until_long(bool (*once)(void), const char *what)
 }
 
 static void
-test_deadline_big_read(void **state)
+test_deadline_big_read_body(void)
 {
-	(void)state;
 	until_long(deadline_once, "deadline");
 }
 
@@ -848,7 +861,7 @@ other_channel_made_first(void)
 
 /* Two channels (two files) in one group: everything completes; then other_channel(). */
 static void
-test_two_channels(void **state)
+test_two_channels_body(void)
 {
 	struct mix_cfg cfg = { .pct_write = 30, .total = 2000, .timeout_ms = -1 };
 	struct mix_out o = { 0 };
@@ -856,7 +869,6 @@ test_two_channels(void **state)
 	struct aioblk_channel *chs[2] = { channel_new(g, &fa, 8), channel_new(g, &fb, 8) };
 	struct file *fs[] = { &fa, &fb };
 
-	(void)state;
 	mix_run(g, chs, fs, 2, 8, &cfg, &o);
 	print_mix("2 channels QD8+QD8 r/w, wait(-1)", &o);
 	assert_int_equal(aioblk_channel_destroy(chs[0]), 0);
@@ -936,7 +948,7 @@ library_beside_long(void)
  * while reads are in flight completes after them.
  */
 static void
-test_library_threads(void **state)
+test_library_threads_body(void)
 {
 	struct mix_cfg cfg = { .pct_write = 25, .pct_zeroes = 10, .pct_unmap = 10, .total = 1500, .timeout_ms = -1 };
 	struct mix_out o = { 0 };
@@ -951,7 +963,6 @@ test_library_threads(void **state)
 	int64_t start;
 	int i, waits = 0;
 
-	(void)state;
 	mix_run(g, &chs[1], fs, 1, 16, &cfg, &o);
 	print_mix("QD16 r/w/zeroes/unmap, wait(-1)", &o);
 	assert_no_errs(&o.e);
@@ -1075,7 +1086,7 @@ on_alarm(int sig)
 }
 
 static void
-test_signals(void **state)
+test_signals_body(void)
 {
 	struct sigaction sa = { .sa_handler = on_alarm }, old;
 	struct itimerval it = { .it_interval = { 0, 1000 }, .it_value = { 0, 1000 } }, stop = { 0 };
@@ -1091,7 +1102,6 @@ test_signals(void **state)
 	int64_t start = 0;
 	int rc, big_alarms = 0, waits = 0, tries;
 
-	(void)state;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0; /* no SA_RESTART */
 	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
@@ -1154,7 +1164,7 @@ test_signals(void **state)
  * sleep (flag), so the count would see a sleep.
  */
 static void
-test_wait_zero(void **state)
+test_wait_zero_body(void)
 {
 	struct aioblk_group *g = group_new(wik);
 	struct aioblk_channel *ch = channel_new(g, &fa, 4);
@@ -1164,7 +1174,6 @@ test_wait_zero(void **state)
 	int64_t t0, dt, longest = 0;
 	int calls = 0, rc, i, tries;
 
-	(void)state;
 	for (tries = 0; tries < 3; tries++) {
 		memset(&m, 0, sizeof(m));
 		memset(&control, 0, sizeof(control));
@@ -1208,6 +1217,35 @@ test_wait_zero(void **state)
 	assert_true(calls > 1000);
 	assert_true(control.nvcsw >= 1);
 }
+
+/*
+ * Where reads of fa complete inside io_submit (a file system on a device
+ * that completes synchronously), no wait can sleep: the cases on fa skip.
+ */
+static void
+require_async(void)
+{
+	if (!fa_async) {
+		printf("SKIP: reads of %s complete inside io_submit: no wait can sleep\n", fa.path);
+		tc_skip();
+	}
+}
+
+#define ASYNC_CASE(name)               \
+	static void name(void **state) \
+	{                              \
+		(void)state;           \
+		require_async();       \
+		name##_body();         \
+	}
+ASYNC_CASE(test_sleeps_qd1)
+ASYNC_CASE(test_qd32_wait_forever)
+ASYNC_CASE(test_qd32_wait_5ms)
+ASYNC_CASE(test_deadline_big_read)
+ASYNC_CASE(test_two_channels)
+ASYNC_CASE(test_library_threads)
+ASYNC_CASE(test_signals)
+ASYNC_CASE(test_wait_zero)
 
 int
 main(void)
