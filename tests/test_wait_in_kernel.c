@@ -708,10 +708,10 @@ test_qd32_wait_5ms_body(void)
  * One read of all 64 MiB of the file, waited for with wait(g, 5): the
  * sleep in io_getevents ends at the wait's deadline (waits return 0, each
  * after >= 5 ms, while it is in flight), and the thread sleeps (flag).
- * Returns whether the read was long enough to check that.
+ * Returns whether the try was conclusive (see until_long()).
  */
 static bool
-deadline_once(void)
+deadline_once(bool last)
 {
 	struct aioblk_group *g = group_new(wik);
 	struct aioblk_channel *ch = channel_new(g, &fa, 4);
@@ -751,23 +751,32 @@ deadline_once(void)
 		assert_true(min_zero >= 5 * 1000000LL);
 	if (q.done_ns - start < LONG_NS)
 		return false;
-	assert_true(zeros >= 1); /* the deadline ended a sleep */
 	check_switches(&m, waits, 2);
 	assert_true(cpu_ratio(&m) < MAX_CPU_RATIO);
+	/* The deadline ended a sleep (a wake-up late by more than the read's rest, under load, merges them). */
+	if (zeros == 0 && !last)
+		return false;
+	assert_true(zeros >= 1);
 	return true;
 }
 
-/* Up to 3 tries of @once, until its long read was long enough for the timing checks. */
+/*
+ * Up to 3 tries of @once, until one is conclusive: its long read was long
+ * enough for the timing checks and they held. A timing check that fails
+ * is tried again (a loaded machine can wake a thread many milliseconds
+ * late) and fails the case only on the last try.
+ */
 static void
-until_long(bool (*once)(void), const char *what)
+until_long(bool (*once)(bool last), const char *what)
 {
 	int i;
 
 	for (i = 0; i < 3; i++)
-		if (once())
+		if (once(i == 2))
 			return;
-	printf("NOTE: %s: the long read was quicker than %lld ms in 3 tries: its timing checks were not made\n", what,
-	       LONG_NS / 1000000);
+	printf("NOTE: %s: no try was conclusive (long read quicker than %lld ms, or the library's work outlasted it): "
+	       "its timing checks were not made\n",
+	       what, LONG_NS / 1000000);
 }
 
 static void
@@ -785,7 +794,7 @@ test_deadline_big_read_body(void)
  * channels is the library's business: both are tried).
  */
 static bool
-other_channel(bool fc_first)
+other_channel(bool fc_first, bool last)
 {
 	struct aioblk_group *g = group_new(wik);
 	struct aioblk_channel *big_ch, *small_ch;
@@ -844,20 +853,22 @@ other_channel(bool fc_first)
 	if (big_ns < LONG_NS)
 		return false;
 	/* Held up until the long read's end, there would be at most 1. */
+	if (during < big_ns / 2000000 && !last)
+		return false;
 	assert_true(during >= big_ns / 2000000);
 	return true;
 }
 
 static bool
-other_channel_made_last(void)
+other_channel_made_last(bool last)
 {
-	return other_channel(false);
+	return other_channel(false, last);
 }
 
 static bool
-other_channel_made_first(void)
+other_channel_made_first(bool last)
 {
-	return other_channel(true);
+	return other_channel(true, last);
 }
 
 /* Two channels (two files) in one group: everything completes; then other_channel(). */
@@ -893,7 +904,7 @@ test_two_channels_body(void)
  * the library's work can outlast the read; that try tells nothing.
  */
 static bool
-library_beside_long(void)
+library_beside_long(bool last)
 {
 	struct aioblk_group *g = group_new(wik);
 	struct aioblk_channel *cha = channel_new(g, &fa, 4), *chc = channel_new(g, &fc, 4);
@@ -942,6 +953,8 @@ library_beside_long(void)
 	if (zq.done_wait > big.done_wait && uq.done_wait > big.done_wait)
 		return false; /* both outlasted the read */
 	/* Held until the read's end, one ran in the read's wait and neither before. */
+	if (zq.done_wait >= big.done_wait && uq.done_wait >= big.done_wait && !last)
+		return false;
 	assert_true(zq.done_wait < big.done_wait || uq.done_wait < big.done_wait);
 	return true;
 }
