@@ -909,9 +909,13 @@ library_beside_long(bool last)
 	struct aioblk_group *g = group_new(wik);
 	struct aioblk_channel *cha = channel_new(g, &fa, 4), *chc = channel_new(g, &fc, 4);
 	struct req big = { .f = &fa, .ch = cha, .op = OP_READ, .nunits = fa.nunits, .buf = bigbuf };
-	/* 2 and 1 MiB: long enough (about a millisecond) to be still running when the wait goes to sleep. */
-	struct req zq = { .f = &fc, .ch = chc, .op = OP_ZEROES, .nunits = 512, .unit = 1536 };
-	struct req uq = { .f = &fc, .ch = chc, .op = OP_UNMAP, .nunits = 256, .unit = 2048 };
+	/*
+	 * 8 and 4 MiB: long enough (4 to 11 ms here) to be still running when
+	 * the wait goes to sleep; with 2 and 1 MiB (about 1 ms), a wait that
+	 * slept until the read's end still passed, now and then.
+	 */
+	struct req zq = { .f = &fc, .ch = chc, .op = OP_ZEROES, .nunits = 2048, .unit = 0 };
+	struct req uq = { .f = &fc, .ch = chc, .op = OP_UNMAP, .nunits = 1024, .unit = 2048 };
 	struct req check = { .f = &fc, .ch = chc, .op = OP_READ, .nunits = 8, .unit = 2044 };
 	struct errs e = { 0 };
 	struct meas m = { 0 };
