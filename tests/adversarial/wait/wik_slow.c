@@ -6,7 +6,8 @@
  * A. one slow read, wait(-1): returns 1 after about DELAY, thread CPU well
  *    below the wall time (a non-WIK group is measured beside it);
  * B. wait(0), wait(1), wait(5) with the slow read in flight: 0, never
- *    before t, and not held until the read completes;
+ *    before t, and not held until the read completes; wait(200),
+ *    wait(1000), wait(INT32_MAX) return at the completion; wait(-5);
  * C. a slow read plus a fast request (read, write-zeroes, flush, unmap) on
  *    the file: wait(-1) returns for the fast one long before DELAY;
  * D. more slow reads than the device's queue (nr_requests 4): all complete
@@ -22,6 +23,8 @@
  * G. another thread keeps the slow disk's shared queue limit full, so our
  *    read is held in our channel (nothing of ours in the kernel): wait(-1)
  *    must still hand it on and return its callback, without spinning;
+ * S. (WIK_ONLY=S, a delay of 1-2 ms) deadlines racing completions: wait(0..2)
+ *    and poll(g, 1) in a loop; every callback once, wait's return right;
  * H. only library-thread work (write-zeroes, unmap of the slow disk)
  *    outstanding, alone and with a slow read: callbacks, low CPU.
  * usage: wik_slow SLOWDEV FASTFILE DELAY_MS
@@ -135,7 +138,91 @@ test_b(int shared)
 		}
 		drain(g, 1);
 	}
+	/* long timeouts return at the completion, not at the timeout */
+	int longs[] = { 200, 1000, INT32_MAX, -5 };
+	for (int i = 0; i < 4; i++) {
+		ncb = 0;
+		int st = 1;
+		if (aioblk_read(c, sbuf, 0, 8, cb, &st))
+			DIE("read");
+		double w0 = now_s();
+		wd_what_set("B: wait(long) with a slow read in flight");
+		int rc = aioblk_group_wait(g, longs[i]);
+		double w = now_s() - w0;
+		printf("B %s wait(%d) with a slow read: %d after %.1f ms\n", kind(shared), longs[i], rc, w * 1e3);
+		if (longs[i] == -5) {
+			CHECK(rc == 1 || rc == -EINVAL, "B %s wait(-5) = %d", kind(shared), rc);
+		} else {
+			CHECK(rc == 1 && st == 0, "B %s wait(%d) = %d, status %d", kind(shared), longs[i], rc, st);
+			CHECK(w < D + 0.1, "B %s wait(%d): returned after %.1f ms, the read takes %.0f", kind(shared),
+			      longs[i], w * 1e3, D * 1e3);
+		}
+		drain(g, 1);
+	}
 	aioblk_channel_destroy(c);
+	aioblk_group_destroy(g);
+}
+
+/*
+ * S: deadlines racing completions. With a device delay close to the
+ * timeouts (1-2 ms), io_getevents often returns an event just at wait's
+ * deadline: that event must still run its callback once, in this wait or
+ * a later poll/wait; wait's return must equal the callbacks it ran.
+ */
+static int s_st[64];
+static long s_cbs;
+static void
+s_cb(void *arg, int status)
+{
+	int *p = arg;
+	CHECK(*p == 1, "S: callback for a request that is not in flight (twice?)");
+	CHECK(status == 0, "S: status %d", status);
+	*p = 0;
+	s_cbs++;
+	wd_progress();
+}
+static void
+test_s(int shared)
+{
+	struct aioblk_group *g = wik_group(shared, 0);
+	struct aioblk_channel *c[2];
+	if (aioblk_channel_create(g, S, 8, &c[0]) || aioblk_channel_create(g, S, 8, &c[1]))
+		DIE("channel");
+	uint64_t rnd = 7;
+	long accepted = 0, zeros = 0, waits = 0;
+	s_cbs = 0;
+	double end = now_s() + 1.5;
+	while (now_s() < end && FAILED() < 10) {
+		for (int k = 0; k < 4; k++) {
+			int i = (int)(xrand(&rnd) % 16);
+			if (s_st[i])
+				continue;
+			s_st[i] = 1;
+			if (aioblk_read(c[i % 2], sbuf + i * 4096, (uint64_t)i * 8, 8, s_cb, &s_st[i])) {
+				s_st[i] = 0;
+				continue;
+			}
+			accepted++;
+		}
+		int t = (int)(xrand(&rnd) % 3);
+		long before = s_cbs;
+		wd_what_set("S: wait(t) racing completions");
+		int rc = xrand(&rnd) % 5 ? aioblk_group_wait(g, t) : aioblk_group_poll(g, 1);
+		waits++;
+		CHECK(rc == s_cbs - before, "S %s: wait/poll returned %d, %ld callbacks ran", kind(shared), rc,
+		      s_cbs - before);
+		zeros += rc == 0;
+	}
+	while (s_cbs < accepted) {
+		wd_what_set("S: drain");
+		if (aioblk_group_wait(g, -1) < 0)
+			break;
+	}
+	printf("S %s: %ld reads, %ld callbacks, %ld waits (%ld returned 0)\n", kind(shared), accepted, s_cbs, waits,
+	       zeros);
+	CHECK(accepted == s_cbs, "S %s: %ld accepted, %ld callbacks", kind(shared), accepted, s_cbs);
+	aioblk_channel_destroy(c[0]);
+	aioblk_channel_destroy(c[1]);
 	aioblk_group_destroy(g);
 }
 
@@ -587,6 +674,8 @@ main(int argc, char **argv)
 			test_g(shared);
 		if (!only || strchr(only, 'H'))
 			test_h(shared);
+		if (only && strchr(only, 'S'))
+			test_s(shared);
 	}
 	wd_armed_set(0);
 	aioblk_disk_close(S);
