@@ -15,7 +15,13 @@
  *   (alternating channels) is driven by wait(-1) alone;
  * - queue full: a channel of depth 4 takes exactly 4, -EAGAIN on the 5th,
  *   wait(-1), resubmit; a shared group of depth 6 over channels of depth 4
- *   refuses at 6.
+ *   refuses at 6;
+ * - churn: 300 channels created and destroyed between waits while another
+ *   channel of the group has reads in the kernel;
+ * - nested: a callback of one WIK group waits (-1) on another WIK group;
+ *   that group's callback gets -EBUSY from the first (it is polling);
+ * - handoff: 100 times, a group with reads in flight is handed to a new
+ *   thread, whose wait(-1) gets them.
  * usage: wik_basic
  */
 #include "wcommon.h"
@@ -248,6 +254,157 @@ test_full(int shared, struct aioblk_disk *d0, struct aioblk_disk *d1)
 	free(buf);
 }
 
+/*
+ * Channels come and go between waits while another channel of the group
+ * has requests in the kernel: a wait must never sleep on (or reap) a
+ * destroyed channel's context; ASan sees use-after-free.
+ */
+static void
+test_churn(int shared, struct aioblk_disk *d0, struct aioblk_disk *d2)
+{
+	G = wik_group(shared, 0);
+	struct aioblk_channel *p;
+	if (aioblk_channel_create(G, d2, 8, &p))
+		DIE("channel");
+	char *buf = xalloc(4096, 4 * 4096);
+	ncb = 0;
+	int want = 0;
+	for (int i = 0; i < 300; i++) {
+		struct aioblk_channel *x;
+		if (aioblk_channel_create(G, i % 2 ? d0 : d2, 2, &x))
+			DIE("churn channel %d", i);
+		if (aioblk_channel_inflight(p) < 6) {
+			if (aioblk_read(p, buf, (uint64_t)(i % 64) * 8, 8, count_cb, NULL))
+				DIE("churn read");
+			want++;
+		}
+		if (aioblk_read(x, buf + 4096, 8, 8, count_cb, NULL))
+			DIE("churn read");
+		want++;
+		while (aioblk_channel_inflight(x) > 0) {
+			wd_what_set("churn: wait(-1) for a new channel's read");
+			int rc = aioblk_group_wait(G, i % 3 == 0 ? 0 : -1);
+			CHECK(rc >= 0, "churn wait = %d", rc);
+			if (rc < 0)
+				break;
+		}
+		CHECK(aioblk_channel_destroy(x) == 0, "churn destroy");
+		if (i % 5 == 0 && aioblk_channel_inflight(p) < 6 && aioblk_read(p, buf + 8192, 0, 8, count_cb, NULL) == 0)
+			want++; /* left in flight across the next create/destroy */
+	}
+	while (ncb < want) {
+		int rc = aioblk_group_wait(G, -1);
+		if (rc < 0)
+			break;
+	}
+	CHECK(ncb == want, "churn: %d callbacks of %d", ncb, want);
+	aioblk_channel_destroy(p);
+	aioblk_group_destroy(G);
+	free(buf);
+}
+
+/*
+ * A callback of group G1 waits on another WIK group G2 (allowed: only its
+ * own group is off limits): G2's wait(-1) sleeps and returns G2's
+ * callback, which in turn gets -EBUSY from wait/poll on G1 (G1 is polling).
+ */
+static struct aioblk_group *G2;
+static struct aioblk_channel *C2;
+static char *nbuf;
+static int n2;
+static void
+inner_cb(void *arg, int status)
+{
+	CHECK(status == 0, "inner status %d", status);
+	n2++;
+	int rc = aioblk_group_wait(G, 0);
+	CHECK(rc == -EBUSY, "G2's callback: wait on G1 (polling) = %d", rc);
+	rc = aioblk_group_wait(G2, 0);
+	CHECK(rc == -EBUSY, "G2's callback: wait on G2 = %d", rc);
+}
+static void
+outer_cb(void *arg, int status)
+{
+	CHECK(status == 0, "outer status %d", status);
+	ncb++;
+	wd_progress();
+	int before = n2;
+	if (aioblk_read(C2, nbuf + 4096, 0, 8, inner_cb, NULL))
+		DIE("inner read");
+	wd_what_set("a callback of G1 waits on G2 with wait(-1)");
+	while (n2 == before) {
+		int rc = aioblk_group_wait(G2, -1);
+		CHECK(rc == 1, "G1's callback: wait(-1) on G2 = %d", rc);
+		if (rc < 0)
+			break;
+	}
+}
+static void
+test_nested(int shared, struct aioblk_disk *d0, struct aioblk_disk *d2)
+{
+	G = wik_group(shared, 0);
+	G2 = wik_group(!shared, 0);
+	struct aioblk_channel *c;
+	if (aioblk_channel_create(G, d0, 8, &c) || aioblk_channel_create(G2, d2, 8, &C2))
+		DIE("channel");
+	nbuf = xalloc(4096, 2 * 4096);
+	ncb = n2 = 0;
+	for (int i = 0; i < 50; i++) {
+		if (aioblk_read(c, nbuf, 0, 8, outer_cb, NULL))
+			DIE("outer read");
+		while (ncb < i + 1)
+			if (aioblk_group_wait(G, -1) < 0)
+				break;
+	}
+	CHECK(ncb == 50 && n2 == 50, "nested: %d outer, %d inner callbacks", ncb, n2);
+	aioblk_channel_destroy(c);
+	aioblk_channel_destroy(C2);
+	aioblk_group_destroy(G);
+	aioblk_group_destroy(G2);
+	free(nbuf);
+}
+
+/* The group is handed to another thread with reads in flight; it waits there. */
+static void *
+handoff_thread(void *arg)
+{
+	int want = *(int *)arg;
+	while (ncb < want) {
+		wd_what_set("handoff: the new owner's wait(-1)");
+		int rc = aioblk_group_wait(G, -1);
+		CHECK(rc > 0, "handoff wait = %d", rc);
+		if (rc < 0)
+			break;
+	}
+	return NULL;
+}
+static void
+test_handoff(int shared, struct aioblk_disk *d2)
+{
+	G = wik_group(shared, 0);
+	struct aioblk_channel *c;
+	if (aioblk_channel_create(G, d2, 16, &c))
+		DIE("channel");
+	char *buf = xalloc(4096, 16 * 4096);
+	ncb = 0;
+	int want = 0;
+	for (int hop = 0; hop < 100; hop++) {
+		for (int i = 0; i < 8; i++)
+			if (aioblk_read(c, buf + i * 4096, (uint64_t)(hop + i) % 64 * 8, 8, count_cb, NULL) == 0)
+				want++;
+		aioblk_group_submit(G);
+		if (hop % 2)
+			aioblk_group_wait(G, 0); /* some completions reaped here, the rest there */
+		pthread_t t;
+		pthread_create(&t, NULL, handoff_thread, &want);
+		pthread_join(t, NULL);
+	}
+	CHECK(ncb == want, "handoff: %d of %d", ncb, want);
+	aioblk_channel_destroy(c);
+	aioblk_group_destroy(G);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -284,6 +441,9 @@ main(void)
 		test_chain(shared, d2, d0, 300);
 		test_full(shared, d0, d1);
 		test_full(shared, d2, d2);
+		test_churn(shared, d0, d2);
+		test_nested(shared, d0, d2);
+		test_handoff(shared, d2);
 	}
 	wd_armed_set(0);
 	aioblk_disk_close(d0);

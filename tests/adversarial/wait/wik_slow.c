@@ -35,14 +35,17 @@ static struct aioblk_disk *S, *F;
 static double D; /* seconds */
 static int ncb;
 static double t_cb[64];
+static void *who_cb[64];
 static void
 cb(void *arg, int status)
 {
 	int *st = arg;
 	if (st)
 		*st = status;
-	if (ncb < 64)
+	if (ncb < 64) {
 		t_cb[ncb] = now_s();
+		who_cb[ncb] = arg;
+	}
 	ncb++;
 	wd_progress();
 }
@@ -235,6 +238,7 @@ test_c(int shared)
 		DIE("channel");
 	const char *names[] = { "read", "write-zeroes", "flush", "unmap", "write" };
 	for (int op = 0; op < 5; op++) {
+		int late = 0;
 		for (int rep = 0; rep < 3; rep++) {
 			ncb = 0;
 			int sst = 1, fst = 1;
@@ -257,16 +261,32 @@ test_c(int shared)
 			rc = aioblk_group_wait(g, -1);
 			double w = now_s() - w0, cp = thread_cpu_s() - c0;
 			CHECK(rc >= 1, "C %s %s: wait = %d", kind(shared), names[op], rc);
-			CHECK(fst == 0, "C %s %s: fast status %d after the first wait (slow %d, %d cbs, %.1f ms)",
-			      kind(shared), names[op], fst, sst, ncb, w * 1e3);
-			CHECK(w < D * 0.5, "C %s %s: wait(-1) returned after %.1f ms, the fast request takes far less",
-			      kind(shared), names[op], w * 1e3);
+			/*
+			 * The first wait must not return the slow read alone. For a
+			 * read or write of the tmpfs file that is exact (its event is
+			 * in the ring before the wait can sleep); a library-thread
+			 * request may itself be late on a loaded machine, so for those
+			 * only all three repetitions failing counts.
+			 */
+			int slow_alone = rc == 1 && who_cb[0] == &sst;
+			if (slow_alone) {
+				late++;
+				printf("C %s %s: the first wait(-1) returned only the slow read, after %.1f ms\n",
+				       kind(shared), names[op], w * 1e3);
+			}
+			if (op == 0 || op == 4)
+				CHECK(!slow_alone,
+				      "C %s %s: the first wait(-1) returned only the slow read (%.1f ms), the tmpfs "
+				      "%s had completed inside io_submit",
+				      kind(shared), names[op], w * 1e3, names[op]);
 			if (rep == 0)
 				printf("C %s fast %s next to a slow read: first wait %d after %.3f ms, %.3f ms CPU\n",
 				       kind(shared), names[op], rc, w * 1e3, cp * 1e3);
 			drain(g, 2);
-			CHECK(sst == 0, "C slow status %d", sst);
+			CHECK(sst == 0 && fst == 0, "C slow status %d, fast %d", sst, fst);
 		}
+		CHECK(late < 3, "C %s %s: in all 3 tries the first wait(-1) returned only the slow read", kind(shared),
+		      names[op]);
 	}
 	aioblk_channel_destroy(cs);
 	aioblk_channel_destroy(cf);
@@ -373,46 +393,56 @@ test_e(int shared)
 {
 	for (b_mode = 0; b_mode < 2; b_mode++)
 		for (b_shared = 0; b_shared < 2; b_shared++) {
-			struct aioblk_group *g = wik_group(shared, 0);
-			struct aioblk_channel *c;
-			if (aioblk_channel_create(g, S, 8, &c))
-				DIE("channel");
-			pthread_barrier_init(&bar, NULL, 2);
-			pthread_t tb;
-			t_b_done = t_reset = 0;
-			pthread_create(&tb, NULL, thread_b, NULL);
-			pthread_barrier_wait(&bar);
-			double t0 = now_s();
-			usleep((useconds_t)(D * 0.4 * 1e6));
-			ncb = 0;
-			int st = 1;
-			if (aioblk_reset(c, reset_cb, NULL) || aioblk_read(c, sbuf, 8, 8, own_cb, &st))
-				DIE("reset/read");
-			double first = 0;
-			while (ncb < 2) {
-				wd_what_set("E: wait(-1), a reset waiting for another thread's slow read");
-				int rc = aioblk_group_wait(g, -1);
-				if (rc < 0) {
-					FAIL("E wait %d", rc);
-					break;
+			/*
+			 * A sleeping on its own read past B's completion is
+			 * deterministic (about 0.4 DELAY late every time); a loaded
+			 * machine is late now and then: three tries, all late fails.
+			 */
+			int late = 0;
+			char lags[128] = "";
+			for (int attempt = 0; attempt < 3 && late == attempt; attempt++) {
+				struct aioblk_group *g = wik_group(shared, 0);
+				struct aioblk_channel *c;
+				if (aioblk_channel_create(g, S, 8, &c))
+					DIE("channel");
+				pthread_barrier_init(&bar, NULL, 2);
+				pthread_t tb;
+				t_b_done = t_reset = t_own = 0;
+				pthread_create(&tb, NULL, thread_b, NULL);
+				pthread_barrier_wait(&bar);
+				double t0 = now_s();
+				usleep((useconds_t)(D * 0.4 * 1e6));
+				ncb = 0;
+				int st = 1;
+				if (aioblk_reset(c, reset_cb, NULL) || aioblk_read(c, sbuf, 8, 8, own_cb, &st))
+					DIE("reset/read");
+				while (ncb < 2) {
+					wd_what_set("E: wait(-1), a reset waiting for another thread's slow read");
+					int rc = aioblk_group_wait(g, -1);
+					if (rc < 0) {
+						FAIL("E wait %d", rc);
+						break;
+					}
 				}
-				if (!first)
-					first = now_s();
+				pthread_join(tb, NULL);
+				double lag = t_reset - t_b_done;
+				printf("E A %s, B %s %s: B's read done at %.1f ms, A's reset at %.1f ms (+%.2f ms), A's "
+				       "own read at %.1f ms\n",
+				       kind(shared), kind(b_shared), b_mode ? "WIK wait(-1)" : "busy poll",
+				       (t_b_done - t0) * 1e3, (t_reset - t0) * 1e3, lag * 1e3, (t_own - t0) * 1e3);
+				CHECK(t_reset >= t_b_done, "E: reset completed before B's read");
+				size_t l = strlen(lags);
+				snprintf(lags + l, sizeof(lags) - l, " %.1f", lag * 1e3);
+				if (lag >= D * 0.25)
+					late++;
+				aioblk_channel_destroy(c);
+				aioblk_group_destroy(g);
+				pthread_barrier_destroy(&bar);
 			}
-			pthread_join(tb, NULL);
-			double lag = t_reset - t_b_done;
-			printf("E A %s, B %s %s: B's read done at %.1f ms, A's reset at %.1f ms (+%.2f ms), A's own "
-			       "read at %.1f ms\n",
-			       kind(shared), kind(b_shared), b_mode ? "WIK wait(-1)" : "busy poll",
-			       (t_b_done - t0) * 1e3, (t_reset - t0) * 1e3, lag * 1e3, (t_own - t0) * 1e3);
-			CHECK(t_reset >= t_b_done, "E: reset completed before B's read");
-			CHECK(lag < D * 0.25,
-			      "E A %s, B %s %s: the reset ran %.1f ms after B's read completed (A slept on its "
-			      "own read?)",
-			      kind(shared), kind(b_shared), b_mode ? "WIK" : "busy", lag * 1e3);
-			aioblk_channel_destroy(c);
-			aioblk_group_destroy(g);
-			pthread_barrier_destroy(&bar);
+			CHECK(late < 3,
+			      "E A %s, B %s %s: the reset ran late after B's read completed in 3 tries (ms:%s): A "
+			      "slept on its own read?",
+			      kind(shared), kind(b_shared), b_mode ? "WIK" : "busy", lags);
 		}
 }
 

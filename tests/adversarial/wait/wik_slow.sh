@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
 # A slow block device (loop over an nbdkit memory export with the delay
-# filter, exposed by nbdfuse; queue/nr_requests 4) next to an O_DIRECT ext4
-# file, for wik_slow. Root, nbdkit and nbdfuse needed (77 otherwise);
+# filter, exposed by nbdfuse; queue/nr_requests 4) next to a tmpfs
+# file (its requests complete inside io_submit), for wik_slow. Root, nbdkit and nbdfuse needed (77 otherwise);
 # everything is undone on exit.
 # usage: wik_slow.sh BUILD_DIR [delay_ms]
 set -u
@@ -33,5 +33,5 @@ FPID=$!
 i=0; while [ ! -f "$S/mnt/nbd" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 L=$(losetup -f --show --direct-io=on "$S/mnt/nbd") || exit 1
 echo 4 > /sys/block/$(basename "$L")/queue/nr_requests || exit 1
-head -c 8M /dev/zero > "$E/fast.img"
-"$B/adv-wait/wik_slow" "$L" "$E/fast.img" "$D"
+head -c 8M /dev/zero > "$S/fast.img"
+"$B/adv-wait/wik_slow" "$L" "$S/fast.img" "$D"
