@@ -70,6 +70,7 @@ static inline void
 wd_start(double secs)
 {
 	pthread_t t;
+	setvbuf(stdout, NULL, _IOLBF, 0); /* reports interleave with FAIL lines in order */
 	wd_secs = secs;
 	sigset_t all, old;
 	sigfillset(&all);

@@ -97,6 +97,35 @@ test_a(int shared, int wik)
 	aioblk_group_destroy(g);
 }
 
+/* A2: slow reads in two channels' contexts (plain: two contexts, 100 us sleeps by design). Reported only. */
+static void
+test_a2(int shared)
+{
+	struct aioblk_group *g = wik_group(shared, 0);
+	struct aioblk_channel *c[2];
+	if (aioblk_channel_create(g, S, 8, &c[0]) || aioblk_channel_create(g, S, 8, &c[1]))
+		DIE("channel");
+	double wall = 0, cpu = 0;
+	for (int i = 0; i < 3; i++) {
+		ncb = 0;
+		if (aioblk_read(c[0], sbuf, 0, 8, cb, NULL) || aioblk_read(c[1], sbuf + 4096, 8, 8, cb, NULL))
+			DIE("read");
+		double w0 = now_s(), c0 = thread_cpu_s();
+		while (ncb < 2) {
+			wd_what_set("A2: wait(-1), slow reads in two channels");
+			if (aioblk_group_wait(g, -1) < 0)
+				break;
+		}
+		wall += now_s() - w0;
+		cpu += thread_cpu_s() - c0;
+	}
+	printf("A2 %s: slow reads in two channels, wait(-1): %.1f ms wall, %.2f ms CPU (%.1f%%)\n", kind(shared),
+	       wall * 1e3, cpu * 1e3, 100 * cpu / wall);
+	aioblk_channel_destroy(c[0]);
+	aioblk_channel_destroy(c[1]);
+	aioblk_group_destroy(g);
+}
+
 static void
 drain(struct aioblk_group *g, int want)
 {
@@ -689,6 +718,7 @@ main(int argc, char **argv)
 		if (!only || strchr(only, 'A')) {
 			test_a(shared, 0);
 			test_a(shared, 1);
+			test_a2(shared);
 		}
 		if (!only || strchr(only, 'B'))
 			test_b(shared);
