@@ -59,7 +59,8 @@ wd_thread(void *arg)
 			continue;
 		}
 		if (now_s() - since > wd_secs) {
-			fprintf(stderr, "FAIL hang: nothing completed for %.1f s while: %s\n", wd_secs, __atomic_load_n(&wd_what_s, __ATOMIC_RELAXED));
+			fprintf(stderr, "FAIL hang: nothing completed for %.1f s while: %s\n", wd_secs,
+				__atomic_load_n(&wd_what_s, __ATOMIC_RELAXED));
 			adv_cleanup();
 			_exit(2);
 		}

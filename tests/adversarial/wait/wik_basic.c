@@ -128,8 +128,8 @@ test_order(int shared, struct aioblk_disk *d0, struct aioblk_disk *d1)
 			for (int k = base; k < base + per && k < N; k++)
 				for (int i = 0; i < 3; i++) {
 					tags[i][k] = (struct tag){ i, k + 1 };
-					int rc = aioblk_read(c[i], buf + (size_t)(i * N + k) * 4096, (uint64_t)k * 8,
-							     8, order_cb, &tags[i][k]);
+					int rc = aioblk_read(c[i], buf + (size_t)(i * N + k) * 4096, (uint64_t)k * 8, 8,
+							     order_cb, &tags[i][k]);
 					if (rc)
 						DIE("read %d", rc);
 					issued++;
@@ -297,7 +297,8 @@ test_churn(int shared, struct aioblk_disk *d0, struct aioblk_disk *d2)
 				break;
 		}
 		CHECK(aioblk_channel_destroy(x) == 0, "churn destroy");
-		if (i % 5 == 0 && aioblk_channel_inflight(p) < 6 && aioblk_read(p, buf + 8192, 0, 8, count_cb, NULL) == 0)
+		if (i % 5 == 0 && aioblk_channel_inflight(p) < 6 &&
+		    aioblk_read(p, buf + 8192, 0, 8, count_cb, NULL) == 0)
 			want++; /* left in flight across the next create/destroy */
 	}
 	while (ncb < want) {

@@ -60,8 +60,8 @@ main(int argc, char **argv)
 				aioblk_group_wait(g, -1);
 		for (int k = 0; k < 16; k++) {
 			uint64_t n = 65536 / bs, off = xrand(&rnd) % (nb - n);
-			rc = (k % 2 || losing) ? aioblk_read(c, buf + k * 65536, off, n, cb, NULL)
-				     : aioblk_write(c, buf + k * 65536, off, n, cb, NULL);
+			rc = (k % 2 || losing) ? aioblk_read(c, buf + k * 65536, off, n, cb, NULL) :
+						 aioblk_write(c, buf + k * 65536, off, n, cb, NULL);
 			if (rc == 0)
 				accepted++;
 			else if (rc == -ENODEV)

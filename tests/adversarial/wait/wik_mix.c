@@ -50,9 +50,9 @@ struct thr {
 	int inflight[MAXD][MAXC]; /* non-reset requests */
 	struct req *reqs;
 	int nreq;
-	uint32_t *gen[MAXD];     /* model: generation of each owned block, 0 zeroes, -1 unknown */
-	int *wbusy[MAXD];        /* block has a write-type request in flight */
-	int *rbusy[MAXD];        /* block has a read in flight */
+	uint32_t *gen[MAXD]; /* model: generation of each owned block, 0 zeroes, -1 unknown */
+	int *wbusy[MAXD];    /* block has a write-type request in flight */
+	int *rbusy[MAXD];    /* block has a read in flight */
 	uint64_t seq;
 	uint64_t oldest_open[MAXD]; /* computed at reset completion */
 	uint64_t reset_seq_last[MAXD][MAXC];
@@ -186,17 +186,27 @@ issue_random(struct thr *t, int from_cb)
 	int rc;
 	r->busy = 1;
 	switch (op) {
-	case OP_READ: rc = aioblk_read(ch, r->buf, r->blk, n, complete, r); break;
+	case OP_READ:
+		rc = aioblk_read(ch, r->buf, r->blk, n, complete, r);
+		break;
 	case OP_WRITE:
 		r->gen = ++t->gen_next;
 		for (uint64_t i = 0; i < n; i++)
 			stamp(r->buf + i * bs, bs, d, r->blk + i, r->gen);
 		rc = aioblk_write(ch, r->buf, r->blk, n, complete, r);
 		break;
-	case OP_WZ: rc = aioblk_write_zeroes(ch, r->blk, n, complete, r); break;
-	case OP_UNMAP: rc = aioblk_unmap(ch, r->blk, n, complete, r); break;
-	case OP_FLUSH: rc = aioblk_flush(ch, complete, r); break;
-	default: rc = aioblk_reset(ch, complete, r); break;
+	case OP_WZ:
+		rc = aioblk_write_zeroes(ch, r->blk, n, complete, r);
+		break;
+	case OP_UNMAP:
+		rc = aioblk_unmap(ch, r->blk, n, complete, r);
+		break;
+	case OP_FLUSH:
+		rc = aioblk_flush(ch, complete, r);
+		break;
+	default:
+		rc = aioblk_reset(ch, complete, r);
+		break;
 	}
 	if (op == OP_RESET) {
 		CHECK(rc == 0, "thread %d: reset = %d", t->id, rc);
@@ -328,13 +338,26 @@ main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt(argc, argv, "t:n:c:q:rB")) != -1) {
 		switch (opt) {
-		case 't': secs = atof(optarg); break;
-		case 'n': nthreads = atoi(optarg); break;
-		case 'c': nch = atoi(optarg); break;
-		case 'q': depth = atoi(optarg); break;
-		case 'r': resetter = 1; break;
-		case 'B': buffered = 1; break;
-		default: return 2;
+		case 't':
+			secs = atof(optarg);
+			break;
+		case 'n':
+			nthreads = atoi(optarg);
+			break;
+		case 'c':
+			nch = atoi(optarg);
+			break;
+		case 'q':
+			depth = atoi(optarg);
+			break;
+		case 'r':
+			resetter = 1;
+			break;
+		case 'B':
+			buffered = 1;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (nthreads < 1 || nthreads > MAXT || nch < 1 || nch > MAXC || depth < 1)
@@ -380,7 +403,8 @@ main(int argc, char **argv)
 		printf("thread %d (%s%s): %ld requests, %ld callbacks, %ld resets, %ld waits: %.0f ms waiting, %.1f%% "
 		       "CPU\n",
 		       i, i % 2 ? "shared" : "plain", resetter && i == 0 ? ", resets only" : "", t->ops, t->cbs,
-		       t->resets, t->waits, t->wait_wall * 1e3, t->wait_wall > 0 ? 100 * t->wait_cpu / t->wait_wall : 0);
+		       t->resets, t->waits, t->wait_wall * 1e3,
+		       t->wait_wall > 0 ? 100 * t->wait_cpu / t->wait_wall : 0);
 		CHECK(t->ops == t->cbs, "thread %d: %ld accepted, %ld callbacks", i, t->ops, t->cbs);
 	}
 	for (int d = 0; d < ndisks; d++)
