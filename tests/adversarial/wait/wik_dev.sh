@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # WAIT_IN_KERNEL groups on real devices: wik_mix over a 512-byte-sector loop
 # device, a tmpfs file and an O_DIRECT ext4 file in one run; over a
-# 4096-byte-sector loop and a private zram device; buffered files; a loop
+# 4096-byte-sector loop and a private zram device, also with
+# AIOBLK_DISK_NOWAIT (zram refuses RWF_NOWAIT at io_submit; the loop's
+# queue of 4 makes NOWAIT reads fail -EAGAIN); buffered files; a loop
 # device detached (losetup -d: auto-clear) while wik_mix runs on it; and
-# wik_loss (a loop device whose capacity drops to 0 under load), plain and
+# wik_held (defect 1 on one thread, loop with nr_requests 4); wik_loss (a
+# loop device whose capacity drops to 0 under load), plain and
 # shared. Root only (77 otherwise); everything is undone on exit.
 # usage: wik_dev.sh BUILD_DIR [seconds]
 set -u
@@ -52,12 +55,15 @@ run() {
 run "$P/wik_mix" -t "$SECS" -c 2 "$L512" "$S/tmpfs.img" "$W/ext4.img"
 run "$P/wik_mix" -t "$SECS" -r -n 5 -q 4 "$L4K" "/dev/zram$Z"
 run "$P/wik_mix" -t "$SECS" -B "$W/buf.img" "$S/tmpfs.img"
+run "$P/wik_mix" -t "$SECS" -N -q 16 "$L4K" "/dev/zram$Z"
 echo "== wik_mix on $LDET, detached (losetup -d) after 0.5 s"
 "$P/wik_mix" -t "$SECS" "$LDET" "$S/tmpfs.img" &
 MP=$!
 sleep 0.5
 losetup -d "$LDET" && echo "detached $LDET (auto-clear while open)"
 wait $MP || { echo "FAILED: wik_mix on a detached loop"; rc=1; }
+echo 4 > /sys/block/$(basename "$L512")/queue/nr_requests
+run "$P/wik_held" "$L512"
 run "$P/wik_loss" "$LOSS0" "$S/loss0.img" 0
 run "$P/wik_loss" "$LOSS1" "$S/loss1.img" 1
 exit $rc

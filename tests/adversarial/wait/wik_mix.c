@@ -14,8 +14,10 @@
  * ran, a timed wait returns 0 only after its timeout; nothing stalls for
  * 5 s (hang). The CPU time of the waits is reported.
  * usage: wik_mix [-t secs] [-n threads] [-c channels per disk] [-q depth]
- *                [-r] [-B] [DISK...]   (default: two files in ADV_DIR)
- * -B opens the disks buffered.
+ *                [-r] [-B] [-N] [DISK...]   (default: two files in ADV_DIR)
+ * -B opens the disks buffered, -N with AIOBLK_DISK_NOWAIT (reads the kernel
+ * would block for, or a kernel refusing the flag at io_submit, are resubmitted
+ * by the library: the waits must hand those on).
  */
 #include "wcommon.h"
 
@@ -27,7 +29,7 @@
 enum op { OP_READ, OP_WRITE, OP_WZ, OP_UNMAP, OP_FLUSH, OP_RESET };
 static const char *opname[] = { "read", "write", "write-zeroes", "unmap", "flush", "reset" };
 
-static int ndisks, nthreads = 4, nch = 2, depth = 8, resetter, buffered;
+static int ndisks, nthreads = 4, nch = 2, depth = 8, resetter, buffered, nowait;
 static double secs = 3;
 static struct aioblk_disk *disks[MAXD];
 static uint32_t bs;
@@ -56,7 +58,7 @@ struct thr {
 	uint64_t seq;
 	uint64_t oldest_open[MAXD]; /* computed at reset completion */
 	uint64_t reset_seq_last[MAXD][MAXC];
-	long cbs, ops, waits, resets;
+	long cbs, ops, waits, resets, retries, submits;
 	double wait_wall, wait_cpu;
 	uint64_t rnd;
 	uint32_t gen_next;
@@ -318,6 +320,9 @@ thread_main(void *arg)
 		for (int c = 0; c < nch; c++) {
 			CHECK(aioblk_channel_inflight(t->ch[d][c]) == 0, "thread %d: inflight %u after drain", t->id,
 			      aioblk_channel_inflight(t->ch[d][c]));
+			struct aioblk_channel_stats st;
+			if (aioblk_channel_get_stats(t->ch[d][c], &st) == 0)
+				t->retries += (long)st.retries, t->submits += (long)st.io_submit_calls;
 			int rc = aioblk_channel_destroy(t->ch[d][c]);
 			CHECK(rc == 0, "channel destroy %d", rc);
 		}
@@ -336,7 +341,7 @@ int
 main(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "t:n:c:q:rB")) != -1) {
+	while ((opt = getopt(argc, argv, "t:n:c:q:rBN")) != -1) {
 		switch (opt) {
 		case 't':
 			secs = atof(optarg);
@@ -356,6 +361,9 @@ main(int argc, char **argv)
 		case 'B':
 			buffered = 1;
 			break;
+		case 'N':
+			nowait = 1;
+			break;
 		default:
 			return 2;
 		}
@@ -373,7 +381,8 @@ main(int argc, char **argv)
 			dp[ndisks++] = paths[i];
 		}
 	}
-	struct aioblk_disk_opts o = { .flags = buffered ? AIOBLK_DISK_BUFFERED : 0 };
+	struct aioblk_disk_opts o = { .flags = (buffered ? AIOBLK_DISK_BUFFERED : 0) |
+					       (nowait ? AIOBLK_DISK_NOWAIT : 0) };
 	for (int d = 0; d < ndisks; d++) {
 		int rc = aioblk_disk_open(dp[d], &o, &disks[d]);
 		if (rc)
@@ -400,10 +409,10 @@ main(int argc, char **argv)
 	wd_armed_set(0);
 	for (int i = 0; i < nthreads; i++) {
 		struct thr *t = &T[i];
-		printf("thread %d (%s%s): %ld requests, %ld callbacks, %ld resets, %ld waits: %.0f ms waiting, %.1f%% "
-		       "CPU\n",
+		printf("thread %d (%s%s): %ld requests, %ld callbacks, %ld resets, %ld retries, %ld io_submit, %ld waits: %.0f ms "
+		       "waiting, %.1f%% CPU\n",
 		       i, i % 2 ? "shared" : "plain", resetter && i == 0 ? ", resets only" : "", t->ops, t->cbs,
-		       t->resets, t->waits, t->wait_wall * 1e3,
+		       t->resets, t->retries, t->submits, t->waits, t->wait_wall * 1e3,
 		       t->wait_wall > 0 ? 100 * t->wait_cpu / t->wait_wall : 0);
 		CHECK(t->ops == t->cbs, "thread %d: %ld accepted, %ld callbacks", i, t->ops, t->cbs);
 	}
