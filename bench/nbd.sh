@@ -226,7 +226,7 @@ cpu_us() {
 if $do_perf; then
 	command -v perf >/dev/null || { echo "nbd.sh: perf is missing" >&2; exit 1; }
 	perf_events="raw_syscalls:sys_enter,context-switches"
-	for e in read io_submit poll ppoll clock_nanosleep pread64 sendto futex; do perf_events+="${perf_events:+,}syscalls:sys_enter_$e"; done
+	for e in read io_submit io_getevents poll ppoll clock_nanosleep pread64 sendto futex; do perf_events+="${perf_events:+,}syscalls:sys_enter_$e"; done
 	for c in $cases; do
 		rm -f "$out/perf.sock"
 		# shellcheck disable=SC2046
