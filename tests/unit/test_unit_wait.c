@@ -479,6 +479,174 @@ two_channels(void **state)
 	assert_idle(c);
 }
 
+/*
+ * A completion the library already holds (a read io_submit refused, run by
+ * the next poll) is run at once: the wait does not sleep in the kernel
+ * first, though another read is held there.
+ */
+static void
+refused_read_runs_before_sleeping(void **state)
+{
+	struct ctx *c = *state;
+
+	fake_hold(FAKE_HOLD_FOREVER);
+	assert_int_equal(read_rec(c, c->fx.ch, &c->recs[0]), 0);
+	assert_int_equal(aioblk_group_submit(c->fx.group), 1);
+	fake_refuse_offset(off_of(1), -EINVAL, 1);
+	assert_int_equal(read_rec(c, c->fx.ch, &c->recs[1]), 0);
+	assert_int_equal(aioblk_group_wait(c->fx.group, 1000), 1);
+	assert_int_equal(c->recs[1].count, 1);
+	assert_int_equal(c->recs[1].status, -EINVAL);
+	assert_int_equal(c->recs[0].count, 0);
+	assert_int_equal(fake_calls[FAKE_IO_GETEVENTS], 0);
+	/* Then the held one, in the kernel alone now: a sleep with no timeout. */
+	fake_hold(FAKE_HOLD_UNTIL_WAIT);
+	assert_int_equal(aioblk_group_wait(c->fx.group, -1), 1);
+	assert_read_ok(c, 0);
+	assert_int_equal(fake_calls[FAKE_IO_GETEVENTS], 1);
+	assert_int_equal(fake_getevents_last.timeout_ns, -1);
+	assert_idle(c);
+}
+
+/*
+ * Work of the library's threads (a write-zeroes) while a read is held in
+ * the kernel: its completion comes through the group's inbox, which no
+ * io_getevents announces, so every sleep until it ran lasts at most 100 us.
+ */
+static void
+thread_work_caps_the_sleep(void **state)
+{
+	struct ctx *c = *state;
+	struct rec *z = &c->recs[1];
+	int i, rc, try;
+	bool seen = false;
+
+	fake_hold(FAKE_HOLD_FOREVER);
+	assert_int_equal(read_rec(c, c->fx.ch, &c->recs[0]), 0);
+	assert_int_equal(aioblk_group_submit(c->fx.group), 1);
+	/* The thread may be done before the wait first sleeps: try until a sleep is seen. */
+	for (try = 0; try < 10 && !seen; try++) {
+		fake_getevents_clear();
+		z->count = 0;
+		assert_int_equal(aioblk_write_zeroes(c->fx.ch, blocks(c, off_of(1)), blocks(c, LEN), rec_cb, z), 0);
+		for (i = 0; i < 100 && !z->count; i++) {
+			rc = aioblk_group_wait(c->fx.group, 100);
+			assert_true(rc == 0 || rc == 1);
+			assert_int_equal(c->recs[0].count, 0);
+			assert_timeouts_within(CAP_NS);
+		}
+		assert_int_equal(z->count, 1);
+		assert_int_equal(z->status, 0);
+		seen = fake_getevents_sum.blocking > 0;
+	}
+	assert_true(seen);
+	fake_release(1);
+	assert_int_equal(aioblk_group_wait(c->fx.group, -1), 1);
+	assert_read_ok(c, 0);
+	assert_idle(c);
+}
+
+/*
+ * A reset waiting for a read held in the kernel: no sleep without a bound
+ * meanwhile, and the reset runs after the read, each once.
+ */
+static void
+reset_waits_for_held_read(void **state)
+{
+	struct ctx *c = *state;
+	struct rec *r = &c->recs[1];
+
+	fake_hold(FAKE_HOLD_FOREVER);
+	assert_int_equal(read_rec(c, c->fx.ch, &c->recs[0]), 0);
+	assert_int_equal(aioblk_group_submit(c->fx.group), 1);
+	assert_int_equal(aioblk_reset(c->fx.ch, rec_cb, r), 0);
+	assert_int_equal(aioblk_group_wait(c->fx.group, 20), 0);
+	assert_int_equal(r->count, 0);
+	assert_int_equal(c->recs[0].count, 0);
+	/* Only a poll runs the read's completion: a sleep (if the wait slept) was capped. */
+	assert_timeouts_within(CAP_NS);
+	assert_int_equal(fake_release(1), 1);
+	while (c->norder < 2)
+		assert_true(aioblk_group_wait(c->fx.group, 1000) >= 1);
+	assert_int_equal(c->order[0], 0);
+	assert_int_equal(c->order[1], 1);
+	assert_read_ok(c, 0);
+	assert_int_equal(r->count, 1);
+	assert_int_equal(r->status, 0);
+	assert_idle(c);
+}
+
+/*
+ * A short read taken by a sleep: the poll after it sends the rest, the
+ * wait sleeps again for that, and the callback runs once, for all of it.
+ */
+static void
+short_read_continued_across_sleeps(void **state)
+{
+	struct ctx *c = *state;
+
+	fake_hold(FAKE_HOLD_UNTIL_WAIT);
+	fake_result(off_of(0), 4096, 1, 0);
+	assert_int_equal(read_rec(c, c->fx.ch, &c->recs[0]), 0);
+	assert_int_equal(aioblk_group_wait(c->fx.group, -1), 1);
+	assert_read_ok(c, 0);
+	assert_int_equal(fake_nlog, 2);
+	assert_int_equal(fake_log[1].offset, off_of(0) + 4096);
+	assert_int_equal(fake_calls[FAKE_IO_GETEVENTS], 2);
+	assert_int_equal(fake_getevents_sum.no_timeout, 2);
+	assert_idle(c);
+}
+
+/*
+ * A ring whose header is not the one the library knows: it reaps with
+ * io_getevents (min_nr 0, which never takes a held event here) and still
+ * sleeps with min_nr 1; the event that sleep took is run once.
+ */
+static int
+setup_bad_magic(void **state)
+{
+	struct ctx *c = make(AIOBLK_GROUP_WAIT_IN_KERNEL);
+
+	/* make() opened the fake rings with a good magic: again, with a bad one. */
+	fx_close(&c->fx);
+	fake_kernel(true, true);
+	assert_int_equal(fx_open(&c->fx, FILE_BYTES, 0, AIOBLK_GROUP_WAIT_IN_KERNEL, QD), 0);
+	for (int i = 0; i < NREQ; i++) {
+		char *pattern = tc_alloc(4096, LEN);
+
+		assert_non_null(pattern);
+		tc_fill(pattern, LEN, 100 + (uint64_t)i);
+		assert_int_equal(pwrite(c->fx.fd, pattern, LEN, (off_t)off_of(i)), LEN);
+		free(pattern);
+	}
+	*state = c;
+	return 0;
+}
+
+static void
+bad_magic_ring_sleeps_too(void **state)
+{
+	struct ctx *c = *state;
+	int i;
+
+	fake_hold(FAKE_HOLD_UNTIL_WAIT);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(read_rec(c, c->fx.ch, &c->recs[i]), 0);
+	for (i = 0; i < 3; i++) {
+		fake_getevents_clear();
+		assert_int_equal(aioblk_group_wait(c->fx.group, -1), 1);
+		assert_int_equal(c->order[i], i);
+		assert_read_ok(c, i);
+		/* The reaps did not sleep; the one sleep had no timeout. */
+		assert_int_equal(fake_getevents_sum.blocking, 1);
+		assert_int_equal(fake_getevents_sum.no_timeout, 1);
+		assert_true(fake_ngetevents > 1);
+	}
+	assert_true(fake_log_has("reaping with io_getevents"));
+	assert_int_equal(fake_getevents_sum.would_hang, 0);
+	assert_idle(c);
+}
+
 /* An error of the sleep is returned (and logged); the request still completes once, later. */
 static void
 getevents_error_returned(void **state)
@@ -618,6 +786,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(timeout_bounds_the_sleep, setup_wik, teardown),
 		cmocka_unit_test_setup_teardown(queued_iocb_caps_the_sleep, setup_wik, teardown),
 		cmocka_unit_test_setup_teardown(two_channels, setup_wik, teardown),
+		cmocka_unit_test_setup_teardown(refused_read_runs_before_sleeping, setup_wik, teardown),
+		cmocka_unit_test_setup_teardown(thread_work_caps_the_sleep, setup_wik, teardown),
+		cmocka_unit_test_setup_teardown(reset_waits_for_held_read, setup_wik, teardown),
+		cmocka_unit_test_setup_teardown(short_read_continued_across_sleeps, setup_wik, teardown),
+		cmocka_unit_test_setup_teardown(bad_magic_ring_sleeps_too, setup_bad_magic, teardown),
 		cmocka_unit_test_setup_teardown(getevents_error_returned, setup_wik, teardown),
 		cmocka_unit_test_setup_teardown(getevents_eintr_goes_on, setup_wik, teardown),
 		cmocka_unit_test_setup_teardown(no_flag_never_sleeps_in_kernel, setup_plain, teardown),
