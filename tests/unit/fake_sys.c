@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,7 @@ fake_reset(void)
 	blockdev_on = blockdev_gone = false;
 	blockdev_sector = 0;
 	dio_on = false;
+	fake_fdatasync_gate(false);
 	hold_mode = FAKE_HOLD_OFF;
 	wake_posts = 1;
 	nheld = 0;
@@ -317,12 +319,14 @@ log_iocb(const struct iocb *iocb, int refused)
 static int
 refusal(const struct iocb *iocb, bool consume)
 {
+	bool flush = iocb->aio_lio_opcode == IO_CMD_FDSYNC || iocb->aio_lio_opcode == IO_CMD_FSYNC;
+	uint64_t key = flush ? FAKE_FLUSH : (uint64_t)iocb->u.c.offset;
 	unsigned i;
 
-	if (!is_rw(iocb))
+	if (!is_rw(iocb) && !flush)
 		return 0;
 	for (i = 0; i < nrefuse; i++) {
-		if (refuse_rule[i].times && refuse_rule[i].offset == (uint64_t)iocb->u.c.offset) {
+		if (refuse_rule[i].times && refuse_rule[i].offset == key) {
 			if (consume)
 				refuse_rule[i].times--;
 			return refuse_rule[i].err;
@@ -760,10 +764,44 @@ __wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout)
 	return rc ? rc : __real_aioblk_sys_poll_in(fd, timeout);
 }
 
+/* fdatasync runs on library threads: its gate is the one thread-safe part of the fake. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_closed;
+static unsigned gate_waiting;
+
+void
+fake_fdatasync_gate(bool closed)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_closed = closed;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+unsigned
+fake_fdatasync_waiting(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&gate_lock);
+	n = gate_waiting;
+	pthread_mutex_unlock(&gate_lock);
+	return n;
+}
+
 int
 __wrap_aioblk_sys_fdatasync(int fd)
 {
-	int rc = take_fail(FAKE_FDATASYNC);
+	int rc;
+
+	pthread_mutex_lock(&gate_lock);
+	gate_waiting++;
+	while (gate_closed)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	gate_waiting--;
+	rc = take_fail(FAKE_FDATASYNC);
+	pthread_mutex_unlock(&gate_lock);
 
 	return rc ? rc : __real_aioblk_sys_fdatasync(fd);
 }

@@ -9,7 +9,8 @@
  * - fake_fail(): the next N calls of a function fail with an errno;
  * - fake_submit_take(): io_submit takes at most K iocbs (a partial submit);
  * - fake_refuse_offset(): io_submit stops at the iocb for a given offset
- *   with an errno, the way the kernel refuses one bad iocb;
+ *   (or a flush, FAKE_FLUSH) with an errno, the way the kernel refuses one
+ *   bad iocb;
  * - fake_kernel(): io_setup hands back a ring in user memory and io_submit
  *   does the I/O synchronously with pread/pwrite on the real file, then
  *   posts the io_event into that ring (or, with a bad magic, serves it to
@@ -30,9 +31,12 @@
  * - fake_blockdev(): statx says "block device" and the block device ioctls
  *   answer from the file, so block-device-only paths run on a file.
  *
+ * - fake_fdatasync_gate(): fdatasync, which library threads call, waits
+ *   until the test opens the gate, so that thread work stays outstanding.
+ *
  * Every submitted iocb is recorded (fake_log) so that tests can check what
- * the library asked the kernel for. Single-threaded; fake_reset() between
- * tests.
+ * the library asked the kernel for. Single-threaded but for the fdatasync
+ * gate; fake_reset() between tests.
  */
 #ifndef AIOBLK_TEST_FAKE_SYS_H
 #define AIOBLK_TEST_FAKE_SYS_H
@@ -94,7 +98,7 @@ void fake_submit_take(unsigned k, unsigned times);
 void fake_submit_script(const int *seq, unsigned n);
 
 /*
- * The iocb at byte @offset is refused with @err (negative) the next @times
+ * The iocb at byte @offset (FAKE_FLUSH: a flush) is refused with @err (negative) the next @times
  * it reaches io_submit: the iocbs before it are submitted and their count
  * returned; when it comes first, io_submit returns @err.
  */
@@ -124,6 +128,14 @@ void fake_blockdev(bool on, uint32_t sector);
 void fake_dio_align(bool on, uint32_t mem_align, uint32_t offset_align);
 /* Pretend the block device now reads a size of zero. */
 void fake_blockdev_gone(bool gone);
+
+/*
+ * While closed, every fdatasync (the flush fallback of library threads)
+ * waits until it is opened again; fake_reset() opens it.
+ * fake_fdatasync_waiting() counts the calls waiting (or about to pass).
+ */
+void fake_fdatasync_gate(bool closed);
+unsigned fake_fdatasync_waiting(void);
 
 /* Completions waiting in fake rings, posted or held (fake_hold). */
 unsigned fake_pending(void);

@@ -4,10 +4,13 @@
  * io_getevents(2) on a context with requests in the kernel. With the fake
  * kernel holding completions back (fake_hold), each case checks what the
  * wait asked io_getevents for (min_nr, nr, the timeout), that the event it
- * took is run by a poll exactly once and in ring order, the 100 us cap
- * while something else is outstanding, errors and EINTR of the sleep, that
- * a group without the flag never sleeps there, and the flags refused at
- * create.
+ * took is run by a poll exactly once and in ring order (also with the
+ * ring's events behind it, a short read continued, a ring reaped with
+ * io_getevents, a callback that issues more), the 100 us cap while
+ * anything else is outstanding (an iocb still queued, another channel's
+ * context, a library thread's work), no sleep while a completion is
+ * already in hand, errors and EINTR of the sleep, that a group without the
+ * flag never sleeps there, and the flags refused at create.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -509,39 +512,52 @@ refused_read_runs_before_sleeping(void **state)
 }
 
 /*
- * Work of the library's threads (a write-zeroes) while a read is held in
- * the kernel: its completion comes through the group's inbox, which no
- * io_getevents announces, so every sleep until it ran lasts at most 100 us.
+ * Work of the library's threads (the fdatasync a refused flush falls back
+ * to, kept waiting at the fake's gate) while a read is held in the kernel:
+ * its completion comes through the group's inbox, which no io_getevents
+ * announces, so every sleep until it ran lasts at most 100 us.
  */
 static void
 thread_work_caps_the_sleep(void **state)
 {
 	struct ctx *c = *state;
-	struct rec *z = &c->recs[1];
-	int i, rc, try;
+	struct rec *f = &c->recs[1];
 	bool seen = false;
+	int i, rc, try;
 
 	fake_hold(FAKE_HOLD_FOREVER);
+	fake_fdatasync_gate(true);
 	assert_int_equal(read_rec(c, c->fx.ch, &c->recs[0]), 0);
+	fake_refuse_offset(FAKE_FLUSH, -EINVAL, 1);
+	assert_int_equal(aioblk_flush(c->fx.ch, rec_cb, f), 0);
 	assert_int_equal(aioblk_group_submit(c->fx.group), 1);
-	/* The thread may be done before the wait first sleeps: try until a sleep is seen. */
-	for (try = 0; try < 10 && !seen; try++) {
+	assert_true(fake_log_has("using fdatasync"));
+	for (try = 0; try < TRIES && !seen; try++) {
 		fake_getevents_clear();
-		z->count = 0;
-		assert_int_equal(aioblk_write_zeroes(c->fx.ch, blocks(c, off_of(1)), blocks(c, LEN), rec_cb, z), 0);
-		for (i = 0; i < 100 && !z->count; i++) {
-			rc = aioblk_group_wait(c->fx.group, 100);
-			assert_true(rc == 0 || rc == 1);
-			assert_int_equal(c->recs[0].count, 0);
-			assert_timeouts_within(CAP_NS);
-		}
-		assert_int_equal(z->count, 1);
-		assert_int_equal(z->status, 0);
+		assert_int_equal(aioblk_group_wait(c->fx.group, 20), 0);
+		assert_timeouts_within(CAP_NS);
 		seen = fake_getevents_sum.blocking > 0;
 	}
 	assert_true(seen);
-	fake_release(1);
+	assert_int_equal(f->count, 0);
+	for (i = 0; i < 5000 && fake_fdatasync_waiting() == 0; i++)
+		usleep(1000);
+	assert_int_equal(fake_fdatasync_waiting(), 1);
+	/* It finishes: a wait runs it, the read still held; the sleeps stayed capped. */
+	fake_fdatasync_gate(false);
+	for (i = 0; i < 1000 && !f->count; i++) {
+		fake_getevents_clear();
+		rc = aioblk_group_wait(c->fx.group, 100);
+		assert_true(rc == 0 || rc == 1);
+		assert_timeouts_within(CAP_NS);
+	}
+	assert_int_equal(f->count, 1);
+	assert_int_equal(f->status, 0);
+	assert_int_equal(c->recs[0].count, 0);
+	/* The read alone is left: the next sleep has no timeout. */
+	fake_hold(FAKE_HOLD_UNTIL_WAIT);
 	assert_int_equal(aioblk_group_wait(c->fx.group, -1), 1);
+	assert_int_equal(fake_getevents_last.timeout_ns, -1);
 	assert_read_ok(c, 0);
 	assert_idle(c);
 }
