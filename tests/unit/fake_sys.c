@@ -9,8 +9,8 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

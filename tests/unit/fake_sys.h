@@ -132,7 +132,7 @@ void fake_blockdev_gone(bool gone);
 /*
  * While closed, every fdatasync (the flush fallback of library threads)
  * waits until it is opened again; fake_reset() opens it.
- * fake_fdatasync_waiting() counts the calls waiting (or about to pass).
+ * fake_fdatasync_waiting() counts the calls waiting at the closed gate.
  */
 void fake_fdatasync_gate(bool closed);
 unsigned fake_fdatasync_waiting(void);

@@ -153,7 +153,8 @@ teardown(void **state)
 {
 	struct ctx *c = *state;
 
-	/* Whatever a failed case left held is posted, so that fx_close can drain it. */
+	/* Whatever a failed case left held or waiting is let go, so that fx_close can drain it. */
+	fake_fdatasync_gate(false);
 	fake_hold(FAKE_HOLD_OFF);
 	if (c->ch2) {
 		int64_t deadline = tc_now_ms() + 3000;
