@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,22 @@ static uint32_t dio_mem, dio_offset;
 #define MAX_FAKE_CTX 64
 static struct aio_ring *fake_ctx[MAX_FAKE_CTX];
 
+/* Completions kept back by fake_hold(), oldest first, each with the ring it belongs to. */
+#define MAX_HELD 1024
+static struct {
+	struct aio_ring *ring;
+	struct io_event ev;
+	const struct iocb *iocb; /* for its eventfd (IOCB_FLAG_RESFD), signalled when posted */
+} held[MAX_HELD];
+static unsigned nheld;
+static enum fake_hold_mode hold_mode;
+static unsigned wake_posts = 1;
+
+struct fake_getevents fake_getevents_log[FAKE_GETEVENTS_LOG_MAX];
+unsigned fake_ngetevents;
+struct fake_getevents fake_getevents_last;
+struct fake_getevents_sum fake_getevents_sum;
+
 #define LOG_KEEP 64
 static char log_msgs[LOG_KEEP][512];
 static unsigned log_next;
@@ -106,7 +123,22 @@ fake_reset(void)
 	blockdev_on = blockdev_gone = false;
 	blockdev_sector = 0;
 	dio_on = false;
+	fake_fdatasync_gate(false);
+	hold_mode = FAKE_HOLD_OFF;
+	wake_posts = 1;
+	nheld = 0;
+	memset(&fake_getevents_last, 0, sizeof(fake_getevents_last));
+	fake_getevents_clear();
 	fake_log_clear();
+}
+
+void
+fake_getevents_clear(void)
+{
+	fake_ngetevents = 0;
+	memset(&fake_getevents_sum, 0, sizeof(fake_getevents_sum));
+	fake_getevents_sum.min_timeout_ns = INT64_MAX;
+	fake_getevents_sum.max_timeout_ns = -1;
 }
 
 void
@@ -287,12 +319,14 @@ log_iocb(const struct iocb *iocb, int refused)
 static int
 refusal(const struct iocb *iocb, bool consume)
 {
+	bool flush = iocb->aio_lio_opcode == IO_CMD_FDSYNC || iocb->aio_lio_opcode == IO_CMD_FSYNC;
+	uint64_t key = flush ? FAKE_FLUSH : (uint64_t)iocb->u.c.offset;
 	unsigned i;
 
-	if (!is_rw(iocb))
+	if (!is_rw(iocb) && !flush)
 		return 0;
 	for (i = 0; i < nrefuse; i++) {
-		if (refuse_rule[i].times && refuse_rule[i].offset == (uint64_t)iocb->u.c.offset) {
+		if (refuse_rule[i].times && refuse_rule[i].offset == key) {
 			if (consume)
 				refuse_rule[i].times--;
 			return refuse_rule[i].err;
@@ -341,7 +375,69 @@ fake_pending(void)
 	for (i = 0; i < MAX_FAKE_CTX; i++)
 		if (fake_ctx[i])
 			n += (fake_ctx[i]->tail + fake_ctx[i]->nr - fake_ctx[i]->head) % fake_ctx[i]->nr;
+	return n + nheld;
+}
+
+unsigned
+fake_held(void)
+{
+	return nheld;
+}
+
+static void signal_resfd(const struct iocb *iocb);
+
+/* Completions in @ring, posted or not: what the ring must still find room for. */
+static unsigned
+ring_used(const struct aio_ring *ring)
+{
+	unsigned i, n = (ring->tail + ring->nr - ring->head) % ring->nr;
+
+	for (i = 0; i < nheld; i++)
+		n += held[i].ring == ring;
 	return n;
+}
+
+/* Post the held completion at index @k into its ring. */
+static void
+post_held(unsigned k)
+{
+	struct aio_ring *ring = held[k].ring;
+	uint32_t next = ring->tail + 1 == ring->nr ? 0 : ring->tail + 1;
+	const struct iocb *iocb = held[k].iocb;
+
+	if (next == ring->head)
+		abort(); /* fake_submit kept room for every held completion */
+	ring->events[ring->tail] = held[k].ev;
+	__atomic_store_n(&ring->tail, next, __ATOMIC_RELEASE);
+	memmove(&held[k], &held[k + 1], (nheld - k - 1) * sizeof(held[0]));
+	nheld--;
+	signal_resfd(iocb);
+}
+
+unsigned
+fake_release(unsigned n)
+{
+	unsigned done = 0;
+
+	while (done < n && nheld) {
+		post_held(0);
+		done++;
+	}
+	return done;
+}
+
+void
+fake_wake_posts(unsigned k)
+{
+	wake_posts = k ? k : 1;
+}
+
+void
+fake_hold(enum fake_hold_mode mode)
+{
+	hold_mode = mode;
+	if (mode == FAKE_HOLD_OFF)
+		fake_release(UINT_MAX);
 }
 
 int
@@ -385,6 +481,17 @@ __wrap_aioblk_sys_io_destroy(io_context_t ctx)
 
 	for (i = 0; i < MAX_FAKE_CTX; i++) {
 		if (fake_ctx[i] && (void *)fake_ctx[i] == (void *)ctx) {
+			unsigned k = 0;
+
+			/* The kernel waits for (or cancels) what is in flight: nothing of it survives. */
+			while (k < nheld) {
+				if (held[k].ring == fake_ctx[i]) {
+					memmove(&held[k], &held[k + 1], (nheld - k - 1) * sizeof(held[0]));
+					nheld--;
+				} else {
+					k++;
+				}
+			}
 			free(fake_ctx[i]);
 			fake_ctx[i] = NULL;
 			return rc;
@@ -469,14 +576,23 @@ fake_submit(struct aio_ring *ring, long nr, struct iocb **iocbs)
 		struct io_event *ev;
 
 		next = ring->tail + 1 == ring->nr ? 0 : ring->tail + 1;
-		if (next == ring->head)
+		if (next == ring->head || ring_used(ring) + 1 >= ring->nr)
 			return i ? (int)i : -EAGAIN; /* no room for the completion */
+		if (hold_mode != FAKE_HOLD_OFF && nheld == MAX_HELD)
+			abort();
 		log_iocb(iocbs[i], 0);
-		ev = &ring->events[ring->tail];
+		ev = hold_mode != FAKE_HOLD_OFF ? &held[nheld].ev : &ring->events[ring->tail];
 		memset(ev, 0, sizeof(*ev));
 		ev->data = iocbs[i]->data;
 		ev->obj = iocbs[i];
 		ev->res = (unsigned long)fake_execute(iocbs[i]);
+		if (hold_mode != FAKE_HOLD_OFF) {
+			/* Done, but not announced: fake_release() or a sleeping io_getevents posts it. */
+			held[nheld].ring = ring;
+			held[nheld].iocb = iocbs[i];
+			nheld++;
+			continue;
+		}
 		/* The kernel's order: the event, a write barrier, then tail. */
 		__atomic_store_n(&ring->tail, next, __ATOMIC_RELEASE);
 		signal_resfd(iocbs[i]);
@@ -526,19 +642,77 @@ __wrap_aioblk_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs)
 	return rc;
 }
 
+/* What the library asked io_getevents for: the last call, the log, the sums. */
+static void
+record_getevents(long min_nr, long nr, const struct timespec *timeout)
+{
+	struct fake_getevents g = {
+		.min_nr = min_nr,
+		.nr = nr,
+		.timeout_ns = timeout ? (int64_t)timeout->tv_sec * 1000000000 + timeout->tv_nsec : -1,
+		.submitted = fake_nlog,
+		.held = nheld,
+	};
+
+	fake_getevents_last = g;
+	if (fake_ngetevents < FAKE_GETEVENTS_LOG_MAX)
+		fake_getevents_log[fake_ngetevents] = g;
+	fake_ngetevents++;
+	if (min_nr < 1)
+		return;
+	fake_getevents_sum.blocking++;
+	if (!timeout) {
+		fake_getevents_sum.no_timeout++;
+		return;
+	}
+	fake_getevents_sum.zero_timeout += g.timeout_ns == 0;
+	if (g.timeout_ns < fake_getevents_sum.min_timeout_ns)
+		fake_getevents_sum.min_timeout_ns = g.timeout_ns;
+	if (g.timeout_ns > fake_getevents_sum.max_timeout_ns)
+		fake_getevents_sum.max_timeout_ns = g.timeout_ns;
+}
+
 int
 __wrap_aioblk_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
 			       struct timespec *timeout)
 {
 	struct aio_ring *ring = find_fake(ctx);
-	int rc = take_fail(FAKE_IO_GETEVENTS);
+	int rc;
 	int i;
 
+	record_getevents(min_nr, nr, timeout);
+	rc = take_fail(FAKE_IO_GETEVENTS);
 	if (rc)
 		return rc;
 	if (ring) {
 		/* Like the kernel, trust no index the user may have written. */
 		uint32_t head = ring->head % ring->nr;
+
+		if (min_nr >= 1 && head == ring->tail) {
+			unsigned k;
+
+			/* Asleep on an empty ring: the oldest request of this context finishes meanwhile. */
+			for (k = 0; k < nheld && held[k].ring != ring; k++)
+				;
+			if (hold_mode == FAKE_HOLD_UNTIL_WAIT && k < nheld) {
+				unsigned posted = 0;
+
+				/* Posting shifts the later ones down to k. */
+				while (k < nheld && posted < wake_posts) {
+					if (held[k].ring == ring) {
+						post_held(k);
+						posted++;
+					} else {
+						k++;
+					}
+				}
+			} else {
+				/* Nothing finishes: the timeout passes at once (none: the real kernel would hang). */
+				if (!timeout)
+					fake_getevents_sum.would_hang += k == nheld;
+				return 0;
+			}
+		}
 
 		for (i = 0; i < nr && head != ring->tail; i++) {
 			events[i] = ring->events[head];
@@ -590,10 +764,44 @@ __wrap_aioblk_sys_poll_in(int fd, const struct timespec *timeout)
 	return rc ? rc : __real_aioblk_sys_poll_in(fd, timeout);
 }
 
+/* fdatasync runs on library threads: its gate is the one thread-safe part of the fake. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_closed;
+static unsigned gate_waiting;
+
+void
+fake_fdatasync_gate(bool closed)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_closed = closed;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+unsigned
+fake_fdatasync_waiting(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&gate_lock);
+	n = gate_waiting;
+	pthread_mutex_unlock(&gate_lock);
+	return n;
+}
+
 int
 __wrap_aioblk_sys_fdatasync(int fd)
 {
-	int rc = take_fail(FAKE_FDATASYNC);
+	int rc;
+
+	pthread_mutex_lock(&gate_lock);
+	gate_waiting++;
+	while (gate_closed)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	gate_waiting--;
+	rc = take_fail(FAKE_FDATASYNC);
+	pthread_mutex_unlock(&gate_lock);
 
 	return rc ? rc : __real_aioblk_sys_fdatasync(fd);
 }
