@@ -566,13 +566,13 @@ wait_in_kernel(struct aioblk_group *group, int64_t deadline)
 	struct timespec left;
 	int64_t now;
 
-	if (kc && ring_has_events(kc))
+	if (kc && ring_events_seen(kc))
 		return 1;
 	for (ch = group->channels; ch; ch = ch->group_next) {
 		outstanding += ch->inflight;
 		if (chan_needs_kick(ch))
 			return 1; /* callbacks or a reset to run */
-		if (!ch->shared && ring_has_events(ch->kc))
+		if (!ch->shared && ring_events_seen(ch->kc))
 			return 1; /* completed during the poll's io_submit */
 		if (!kc && ch->kc->in_kernel)
 			kc = ch->kc;

@@ -455,6 +455,7 @@ int ring_open(struct aioblk_kctx *kc, unsigned depth, const char *name);
 void ring_close(struct aioblk_kctx *kc);
 unsigned ring_reap(struct aioblk_kctx *kc, struct io_event *events, unsigned max);
 bool ring_has_events(const struct aioblk_kctx *kc);
+bool ring_events_seen(const struct aioblk_kctx *kc);
 int ring_wait(struct aioblk_kctx *kc, const struct timespec *timeout);
 
 /* log.c */

@@ -154,6 +154,13 @@ reap_ring(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 	return avail;
 }
 
+/* Events are known to wait: the stash, or a readable ring's. False when only a system call could tell. */
+bool
+ring_events_seen(const struct aioblk_kctx *kc)
+{
+	return kc->stashed || (kc->ring && ring_has_events(kc));
+}
+
 bool
 ring_has_events(const struct aioblk_kctx *kc)
 {
