@@ -258,6 +258,19 @@ open_dev(uint32_t flags)
 	return disk;
 }
 
+/* A fresh device whose queue takes 4 requests, opened with the library's limit (which reads 4). */
+static struct aioblk_disk *
+open_queue_of_4(void)
+{
+	struct aioblk_disk *disk;
+
+	make_device();
+	set_nr_requests(4);
+	disk = open_dev(0);
+	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	return disk;
+}
+
 static void
 test_limit_detected(void **state)
 {
@@ -373,10 +386,7 @@ test_rescan_resized_queue(void **state)
 	pthread_t t;
 
 	(void)state;
-	make_device();
-	set_nr_requests(4);
-	disk = open_dev(0);
-	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	disk = open_queue_of_4();
 	z = (struct resizer){ .disk = disk };
 	assert_int_equal(pthread_create(&t, NULL, resizer_main, &z), 0);
 	run_readers(disk, 2, AIOBLK_GROUP_EVENTFD, 800, "nr_requests 4 then 16");
@@ -439,10 +449,7 @@ test_shared_batch_holds_back_one_disk(void **state)
 	unsigned i;
 
 	(void)state;
-	make_device();
-	set_nr_requests(4);
-	disk = open_dev(0);
-	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	disk = open_queue_of_4();
 	assert_int_equal(tc_make_file(NULL, 1u << 20, path, sizeof(path)), 0);
 	assert_int_equal(aioblk_disk_open(path, NULL, &fdisk), 0);
 	assert_int_equal(aioblk_group_create_ext(&gopts, &g), 0);
@@ -564,10 +571,7 @@ test_held_request(void **state)
 	unsigned i;
 
 	(void)state;
-	make_device();
-	set_nr_requests(4);
-	disk = open_dev(0);
-	assert_int_equal(aioblk_disk_queue_limit(disk), 4);
+	disk = open_queue_of_4();
 	bs = aioblk_disk_block_size(disk);
 	assert_int_equal(aioblk_group_create(0, &owner), 0);
 	assert_int_equal(aioblk_channel_create(owner, disk, 8, &och), 0);
