@@ -142,7 +142,18 @@ test_inputs(void)
 	struct aioblk_group_opts go = { .flags = AIOBLK_GROUP_SHARED_CONTEXT };
 	rc = aioblk_group_create_ext(&go, NULL);
 	CHECK(rc == -EINVAL, "NULL groupp: %d", rc);
-	for (unsigned bit = 2; bit < 32; bit++) {
+	/* Bit 2 is AIOBLK_GROUP_WAIT_IN_KERNEL (added after these programs were written): not with EVENTFD. */
+	struct aioblk_group_opts wk = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | AIOBLK_GROUP_WAIT_IN_KERNEL };
+	g = NULL;
+	rc = aioblk_group_create_ext(&wk, &g);
+	CHECK(rc == 0, "SHARED_CONTEXT | WAIT_IN_KERNEL: %d", rc);
+	if (rc == 0)
+		CHECK(aioblk_group_destroy(g) == 0, "destroy");
+	wk.flags |= AIOBLK_GROUP_EVENTFD;
+	g = NULL;
+	rc = aioblk_group_create_ext(&wk, &g);
+	CHECK(rc == -EINVAL && g == NULL, "EVENTFD | WAIT_IN_KERNEL: %d", rc);
+	for (unsigned bit = 3; bit < 32; bit++) {
 		struct aioblk_group_opts o = { .flags = AIOBLK_GROUP_SHARED_CONTEXT | (1u << bit) };
 		g = NULL;
 		rc = aioblk_group_create_ext(&o, &g);
