@@ -546,6 +546,13 @@ wait_idle(struct aioblk_group *group, int64_t deadline)
 	return 0;
 }
 
+/* The end of a BUSY_NAP_NS nap from @now, or @deadline (< 0: none) when that comes first. */
+static int64_t
+nap_end(int64_t now, int64_t deadline)
+{
+	return deadline >= 0 && deadline < now + BUSY_NAP_NS ? deadline : now + BUSY_NAP_NS;
+}
+
 /*
  * WAIT_IN_KERNEL: sleep in io_getevents(2) on a context with requests in
  * the kernel, until one completes or @deadline (< 0: none). Only that
@@ -560,7 +567,7 @@ wait_idle(struct aioblk_group *group, int64_t deadline)
 static int
 wait_in_kernel(struct aioblk_group *group, int64_t deadline)
 {
-	struct aioblk_kctx *kc = group->kctx.shared ? &group->kctx : NULL;
+	struct aioblk_kctx *kc = group->kctx.shared && group->kctx.in_kernel ? &group->kctx : NULL;
 	const struct aioblk_channel *ch;
 	unsigned outstanding = 0;
 	struct timespec left;
@@ -572,18 +579,18 @@ wait_in_kernel(struct aioblk_group *group, int64_t deadline)
 		outstanding += ch->inflight;
 		if (chan_needs_kick(ch))
 			return 1; /* callbacks or a reset to run */
-		if (!ch->shared && ring_events_seen(ch->kc))
+		if (ch->shared)
+			continue;
+		if (ring_events_seen(ch->kc))
 			return 1; /* completed during the poll's io_submit */
 		if (!kc && ch->kc->in_kernel)
 			kc = ch->kc;
 	}
 	now = now_ns();
-	if (!kc || !kc->in_kernel || outstanding != kc->in_kernel) {
-		if (deadline < 0 || deadline > now + BUSY_NAP_NS)
-			deadline = now + BUSY_NAP_NS;
-		if (!kc || !kc->in_kernel)
-			return wait_idle(group, deadline);
-	}
+	if (!kc)
+		return wait_idle(group, nap_end(now, deadline));
+	if (outstanding != kc->in_kernel)
+		deadline = nap_end(now, deadline);
 	left = ns_to_timespec(deadline > now ? deadline - now : 0);
 	return ring_wait(kc, deadline >= 0 ? &left : NULL);
 }
@@ -618,15 +625,7 @@ aioblk_group_wait(struct aioblk_group *group, int timeout_ms)
 			}
 			continue;
 		}
-		if (next == BUSY_NAP) {
-			int64_t until = now_ns() + BUSY_NAP_NS;
-
-			if (deadline >= 0 && until > deadline)
-				until = deadline;
-			rc = wait_idle(group, until);
-		} else {
-			rc = wait_idle(group, deadline);
-		}
+		rc = wait_idle(group, next == BUSY_NAP ? nap_end(now_ns(), deadline) : deadline);
 		if (rc < 0)
 			return rc;
 	}

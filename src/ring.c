@@ -102,20 +102,6 @@ reap_syscall(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 	return (unsigned)rc;
 }
 
-static unsigned reap_ring(struct aioblk_kctx *kc, struct io_event *events, unsigned max);
-
-/* Up to @max completed events, oldest first: the one a wait took (ring_wait), then the ring's. */
-unsigned
-ring_reap(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
-{
-	if (unlikely(kc->stashed)) {
-		events[0] = kc->stash;
-		kc->stashed = false;
-		return 1 + (max > 1 ? reap_ring(kc, events + 1, max - 1) : 0);
-	}
-	return reap_ring(kc, events, max);
-}
-
 static unsigned
 reap_ring(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 {
@@ -154,23 +140,32 @@ reap_ring(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
 	return avail;
 }
 
+/* Up to @max completed events, oldest first: the one a wait took (ring_wait), then the ring's. */
+unsigned
+ring_reap(struct aioblk_kctx *kc, struct io_event *events, unsigned max)
+{
+	if (unlikely(kc->stashed)) {
+		events[0] = kc->stash;
+		kc->stashed = false;
+		return 1 + (max > 1 ? reap_ring(kc, events + 1, max - 1) : 0);
+	}
+	return reap_ring(kc, events, max);
+}
+
 /* Events are known to wait: the stash, or a readable ring's. False when only a system call could tell. */
 bool
 ring_events_seen(const struct aioblk_kctx *kc)
 {
-	return kc->stashed || (kc->ring && ring_has_events(kc));
+	const struct aio_ring *ring = kc->ring;
+
+	return kc->stashed || (ring && ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE));
 }
 
+/* Events may wait: where the ring cannot be read, whenever requests are in the kernel. */
 bool
 ring_has_events(const struct aioblk_kctx *kc)
 {
-	const struct aio_ring *ring = kc->ring;
-
-	if (kc->stashed)
-		return true;
-	if (!ring)
-		return kc->in_kernel > 0; /* cannot look without a system call: assume so */
-	return ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+	return ring_events_seen(kc) || (!kc->ring && kc->in_kernel > 0);
 }
 
 /*
