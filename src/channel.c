@@ -266,10 +266,7 @@ chan_finish(struct aioblk_channel *ch, struct aioblk_req *req, int status)
 	unlink_outstanding(ch, req);
 	if (req->bounce)
 		ch->bounce_free[ch->bounce_nfree++] = req->bounce;
-	req->next = ch->free;
-	ch->free = req;
-	if (unlikely(ch->shared))
-		ch->kc->used--;
+	chan_put_req(ch, req);
 	ch->inflight--;
 	cb(cb_arg, status);
 	if (was_oldest)

@@ -148,7 +148,7 @@ admit_shared(struct aioblk_kctx *kc)
 			if (ch->deferred_round != round) {
 				ch->deferred_round = round;
 				/* Once when a hold starts (or starts again after progress), not once per poll. */
-				ch->stats.retries += !ch->limit_holding || ch->admitted_round == round;
+				ch->stats.retries += !ch->limit_holding;
 				ch->limit_holding = true;
 				all_blocked &= atomic_load_explicit(&ch->limit_blocked, memory_order_relaxed);
 			}
@@ -160,7 +160,7 @@ admit_shared(struct aioblk_kctx *kc)
 			ch->stats.io_submit_calls++;
 		}
 		if (ch->deferred_round != round)
-			ch->limit_holding = false;
+			ch->limit_holding = false; /* progress: a hold after it counts again */
 		kc->batch[go++] = kc->batch[i];
 	}
 	memcpy(kc->batch + go, kc->deferred, held * sizeof(*kc->batch));
